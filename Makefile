@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` (the product) and `make test` (the tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint unit integration kafka-jars bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+kafka-jars: $(STAMP)
+	$(BIN)/python -c "from auditlog.settings import get_settings; from deploy.local_kafka import fetch_jars; fetch_jars(get_settings().kafka.local_jars_dir)"
+
+## run: the embedded default — local Kafka, chDB, consumer + API, a seeded reference workspace
+run: $(STAMP) kafka-jars
+	$(BIN)/auditlog up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not kafka and not clickhouse" -q
+
+integration: $(STAMP) kafka-jars
+	$(BIN)/pytest -m "kafka or clickhouse" -q
+
+## test: lint, type-check, unit tests, then integration tests on a real broker and the real engine
+test: lint unit integration
+
+bench: $(STAMP) kafka-jars
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	-$(BIN)/auditlog kafka stop
+	rm -rf var

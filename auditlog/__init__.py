@@ -1,0 +1,1 @@
+"""auditlog: the CLI, the settings object and the embedded run mode."""

@@ -1,0 +1,135 @@
+"""``auditlog up``: the whole product in one process on one machine.
+
+chDB opens one data path per process, so in the embedded default the
+consumer (a thread) and the API (uvicorn) share this process. It starts the
+local Kafka, applies migrations, seeds a reference workspace through the real
+producer → Kafka → consumer path, keeps a trickle of live events flowing, and
+prints the URL and bearer tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+
+from auditlog.settings import Settings
+from clickhouse.client import get_client
+from clickhouse.migrations import migrate
+from consumer import build_consumer
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from producers.producer import AuditProducer
+from producers.synthetic import EventGenerator
+from query_api.app import build_context, create_app
+from query_api.security import issue_token
+
+logger = logging.getLogger(__name__)
+
+
+def local_kafka(settings: Settings) -> LocalKafka:
+    k = settings.kafka
+    return LocalKafka(
+        LocalKafkaConfig(
+            bootstrap_servers=k.bootstrap_servers,
+            controller_port=k.local_controller_port,
+            data_dir=k.local_data_dir,
+            jars_dir=k.local_jars_dir,
+            heap=k.local_heap,
+            partitions=k.partitions,
+        )
+    )
+
+
+def demo_tokens(settings: Settings) -> dict[str, str]:
+    ws = settings.demo.workspace_id
+    people = {"owner": "alex", "admin": "sam", "member": "priya"}
+    return {
+        role: issue_token(settings.api, user_id=f"usr_demo_{name}", email=f"{name}@{ws}.example.com",
+                          roles={ws: role}, ttl_seconds=7 * 24 * 3600)
+        for role, name in people.items()
+    }
+
+
+def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int:
+    """Emit the reference workspace's history unless it already has events; returns how many were sent."""
+    client = get_client(settings.clickhouse.dsn)
+    existing = client.query(
+        f"SELECT count() FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
+        parameters={"ws": settings.demo.workspace_id},
+    ).result_rows[0][0]
+    if existing:
+        logger.info("seed_skipped workspace=%s existing=%d", settings.demo.workspace_id, existing)
+        return 0
+    now = datetime.now(UTC)
+    generator = EventGenerator(seed=42)
+    sent = 0
+    for event in generator.history([settings.demo.workspace_id], settings.demo.seed_events,
+                                   now - timedelta(days=settings.demo.seed_days), now - timedelta(minutes=5)):
+        producer.emit_event(event)
+        sent += 1
+    producer.flush(60)
+    logger.info("seed_sent workspace=%s events=%d", settings.demo.workspace_id, sent)
+    return sent
+
+
+def trickle(settings: Settings, producer: AuditProducer, stop: threading.Event) -> None:
+    """A live event every few seconds, so the page always has something new."""
+    generator = EventGenerator(seed=int(datetime.now(UTC).timestamp()))
+    while not stop.wait(settings.demo.trickle_seconds):
+        producer.emit_event(generator.event(settings.demo.workspace_id, datetime.now(UTC)))
+
+
+def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = True) -> int:
+    if start_kafka:
+        local_kafka(settings).start()
+    ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic],
+                  settings.kafka.partitions)
+    migrate(get_client(settings.clickhouse.dsn), settings.clickhouse.database, settings.clickhouse.table)
+
+    stop = threading.Event()
+    runner = build_consumer(settings, stop)
+    consumer_thread = threading.Thread(target=runner.run, name="auditlog-consumer", daemon=True)
+    consumer_thread.start()
+
+    producer = AuditProducer(settings)
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
+    app = create_app(build_context(settings, audit_producer=producer))
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port, log_level="warning"))
+
+    def background() -> None:
+        if seed:
+            seed_reference_workspace(settings, producer)
+        trickle(settings, producer, stop)
+
+    threading.Thread(target=background, name="auditlog-seed", daemon=True).start()
+    _print_banner(settings)
+    try:
+        server.run()
+    finally:
+        stop.set()
+        producer.close(10)
+        consumer_thread.join(timeout=30)
+    return 0
+
+
+def _print_banner(settings: Settings) -> None:
+    url = f"http://{settings.api.host}:{settings.api.port}"
+    ws = settings.demo.workspace_id
+    tokens = demo_tokens(settings)
+    lines = [
+        "",
+        "Audit log is up (embedded: chDB in-process, local Kafka).",
+        f"  URL:        {url}",
+        f"  Audit page: {url}/audit?workspace={ws}",
+        f"  Workspace:  {ws}",
+        f"  Owner token:  {tokens['owner']}",
+        f"  Admin token:  {tokens['admin']}",
+        f"  Member token: {tokens['member']}  (sees the no-access message)",
+        "  Try:",
+        f'    curl -H "Authorization: Bearer {tokens["owner"]}" \\',
+        f'      "{url}/v1/workspaces/{ws}/audit/events?category=members"',
+        "",
+    ]
+    print("\n".join(lines), flush=True)  # noqa: T201 - the banner is the command's output

@@ -1,0 +1,1 @@
+"""ClickHouse: numbered SQL migrations, the client factory, and the events store."""

@@ -1,0 +1,43 @@
+"""One way to reach ClickHouse: clickhouse-connect, whatever the DSN.
+
+``chdb:///path`` opens the in-process engine (one data path per process, so
+the client is shared), ``http(s)://user:pass@host:port`` a server. Nothing
+else in the product branches on which one it is.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+_clients: dict[str, Client] = {}
+_lock = threading.Lock()
+
+
+def get_client(dsn: str) -> Client:
+    """The process-wide client for ``dsn`` (created on first use)."""
+    with _lock:
+        client = _clients.get(dsn)
+        if client is None:
+            if is_embedded(dsn):
+                _ensure_chdb_dir(dsn)
+                client = clickhouse_connect.get_client(dsn=dsn)
+            else:
+                # No HTTP session: the API queries from many threads at once.
+                client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            _clients[dsn] = client
+        return client
+
+
+def _ensure_chdb_dir(dsn: str) -> None:
+    from pathlib import Path
+
+    path = dsn.removeprefix("chdb://")
+    if path and path not in {"", ":memory:"}:
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def is_embedded(dsn: str) -> bool:
+    return dsn.startswith("chdb://")

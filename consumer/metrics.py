@@ -1,0 +1,19 @@
+"""Prometheus metrics of the consumer."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMER_LAG = Gauge("auditlog_consumer_lag", "Messages not yet stored, per partition", ["partition"])
+BATCH_SIZE = Histogram(
+    "auditlog_consumer_batch_size",
+    "Messages per stored batch",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+)
+INSERT_LATENCY = Histogram(
+    "auditlog_consumer_insert_seconds",
+    "Time of one ClickHouse insert",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ROWS_INSERTED = Counter("auditlog_consumer_rows_inserted_total", "Rows written to ClickHouse")
+DLQ_MESSAGES = Counter("auditlog_consumer_dlq_total", "Messages sent to the dead-letter topic", ["reason_kind"])
+INSERT_RETRIES = Counter("auditlog_consumer_insert_retries_total", "Failed inserts that were retried")
+COMMITS = Counter("auditlog_consumer_commits_total", "Offset commits after a stored batch")

@@ -1,0 +1,78 @@
+"""Response models of the query API (separate from the table's rows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+PayloadValue = None | bool | int | float | str | list[str]
+
+
+class PartyOut(BaseModel):
+    kind: str
+    id: str
+    display: str = Field(description="The actor's email or token name; the target's name")
+
+
+class PayloadOut(BaseModel):
+    before: dict[str, PayloadValue] | None = Field(default=None, description="The changed fields before")
+    after: dict[str, PayloadValue] | None = Field(default=None, description="The changed fields after")
+
+
+class ContextOut(BaseModel):
+    ip: str = ""
+    user_agent: str = ""
+    request_id: str = ""
+    service: str = ""
+
+
+class EventOut(BaseModel):
+    id: str = Field(description="UUIDv7 assigned by the producer")
+    workspace_id: str
+    occurred_at: datetime = Field(description="UTC, microseconds")
+    action: str
+    category: str
+    actor: PartyOut
+    target: PartyOut
+    payload: PayloadOut
+    context: ContextOut
+
+
+class EventPage(BaseModel):
+    data: list[EventOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= to get the next, older page with the same filters; null on the last page"
+    )
+    limit: int
+    filters: dict[str, str] = Field(description="The filters this page answers, in canonical form")
+
+
+class LabelOut(BaseModel):
+    key: str
+    label: str
+
+
+class ActionOut(BaseModel):
+    name: str
+    category: str
+    target_kind: str
+    description: str
+
+
+class CatalogOut(BaseModel):
+    categories: list[LabelOut]
+    target_kinds: list[LabelOut]
+    actions: list[ActionOut]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A machine-readable code")
+    message: str = Field(description="What went wrong, for a person")
+    detail: Any = None
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,186 @@
+"""Reading the events table: pages, one event, export chunks.
+
+Every read orders by the table's sort key, newest first, and collapses
+copies of a row that the ReplacingMergeTree has not merged yet with
+``LIMIT 1 BY occurred_at, id`` (copies share the whole sort key, so they are
+adjacent in that order). Unlike ``FINAL`` this keeps the read in key order
+and stops after the page. All values reach the engine through server-side
+``{name:Type}`` parameters, never through string formatting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from query_api.cursor import Position
+from query_api.filters import EventFilters
+
+SELECT_COLUMNS = (
+    "id, occurred_at, action, category, actor_kind, actor_id, actor_display, "
+    "target_kind, target_id, target_display, payload, ip, user_agent, request_id, service"
+)
+
+# One JSON object per row, built by the engine: the export's hot path never
+# touches rows in Python. Keys and shapes match EventOut.
+JSON_LINE = (
+    "concat('{\"id\":', toJSONString(toString(id)),"
+    " ',\"workspace_id\":', toJSONString(workspace_id),"
+    " ',\"occurred_at\":', toJSONString(formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC')),"
+    " ',\"action\":', toJSONString(action),"
+    " ',\"category\":', toJSONString(category),"
+    " ',\"actor\":{\"kind\":', toJSONString(actor_kind), ',\"id\":', toJSONString(actor_id),"
+    " ',\"display\":', toJSONString(actor_display), '}',"
+    " ',\"target\":{\"kind\":', toJSONString(target_kind), ',\"id\":', toJSONString(target_id),"
+    " ',\"display\":', toJSONString(target_display), '}',"
+    " ',\"payload\":', payload,"
+    " ',\"context\":{\"ip\":', toJSONString(ip), ',\"user_agent\":', toJSONString(user_agent),"
+    " ',\"request_id\":', toJSONString(request_id), ',\"service\":', toJSONString(service), '}}')"
+)
+
+CSV_COLUMNS = (
+    "toString(id) AS id, workspace_id, formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS occurred_at,"
+    " action, category, actor_kind, actor_id, actor_display, target_kind, target_id, target_display,"
+    " payload, ip, user_agent, request_id, service"
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    where: str
+    parameters: dict[str, Any]
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def build_where(workspace_id: str, filters: EventFilters, after: Position | None = None) -> Query:
+    """The WHERE clause and its parameters for a workspace, filters and keyset position."""
+    clauses = ["workspace_id = {ws:String}"]
+    params: dict[str, Any] = {"ws": workspace_id}
+    if filters.category:
+        clauses.append("category = {category:String}")
+        params["category"] = filters.category
+    if filters.target_kind:
+        clauses.append("target_kind = {target_kind:String}")
+        params["target_kind"] = filters.target_kind
+    if filters.action:
+        clauses.append("action = {action:String}")
+        params["action"] = filters.action
+    if filters.actor:
+        # lower(actor_display) is the expression the ngram skip index covers.
+        clauses.append("lower(actor_display) LIKE {actor:String}")
+        params["actor"] = _like_pattern(filters.actor.lower())
+    if filters.since:
+        clauses.append("occurred_at >= {since:DateTime64(6, 'UTC')}")
+        params["since"] = _ch_time(filters.since)
+    if filters.until:
+        clauses.append("occurred_at < {until:DateTime64(6, 'UTC')}")
+        params["until"] = _ch_time(filters.until)
+    if after is not None:
+        clauses.append(
+            "occurred_at <= {after_t:DateTime64(6, 'UTC')}"
+            " AND (occurred_at < {after_t:DateTime64(6, 'UTC')} OR id < {after_id:UUID})"
+        )
+        params["after_t"] = _ch_time(after.occurred_at)
+        params["after_id"] = str(after.id)
+    return Query(" AND ".join(clauses), params)
+
+
+def _ch_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def row_to_event(row: Sequence[Any], workspace_id: str) -> dict[str, Any]:
+    (event_id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,
+     target_display, payload, ip, user_agent, request_id, service) = row
+    return {
+        "id": str(event_id),
+        "workspace_id": workspace_id,
+        "occurred_at": _as_utc(occurred_at),
+        "action": action,
+        "category": category,
+        "actor": {"kind": actor_kind, "id": actor_id, "display": actor_display},
+        "target": {"kind": target_kind, "id": target_id, "display": target_display},
+        "payload": orjson.loads(payload) if payload else {"before": None, "after": None},
+        "context": {"ip": ip, "user_agent": user_agent, "request_id": request_id, "service": service},
+    }
+
+
+class EventReader:
+    """Read access to one events table through one client."""
+
+    def __init__(self, client: Client, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def page(self, workspace_id: str, filters: EventFilters, limit: int,
+             after: Position | None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` events newest first, and whether more exist past them."""
+        query = build_where(workspace_id, filters, after)
+        sql = (
+            f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
+            " ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id"
+            f" LIMIT {int(limit) + 1}"
+        )
+        rows = self._client.query(sql, parameters=query.parameters).result_rows
+        events = [row_to_event(r, workspace_id) for r in rows[:limit]]
+        return events, len(rows) > limit
+
+    def one(self, workspace_id: str, event_id: uuid.UUID) -> dict[str, Any] | None:
+        sql = (
+            f"SELECT {SELECT_COLUMNS} FROM {self._table}"
+            " WHERE workspace_id = {ws:String} AND id = {id:UUID} LIMIT 1"
+        )
+        rows = self._client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)}).result_rows
+        return row_to_event(rows[0], workspace_id) if rows else None
+
+    def export_chunks(self, workspace_id: str, filters: EventFilters, fmt: str,
+                      chunk_rows: int = 50_000) -> Iterator[bytes]:
+        """The whole filtered history as JSONL or CSV bytes, in keyset chunks of bounded size.
+
+        Each chunk is one engine query whose rows the engine formats itself; the
+        process holds one chunk at a time whatever the size of the history.
+        """
+        order = " ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id"
+        after: Position | None = None
+        first = True
+        while True:
+            query = build_where(workspace_id, filters, after)
+            boundary = self._client.query(
+                f"SELECT occurred_at, id FROM {self._table} WHERE {query.where}{order}"
+                f" LIMIT 1 OFFSET {int(chunk_rows) - 1}",
+                parameters=query.parameters,
+            ).result_rows
+            where, params = query.where, dict(query.parameters)
+            if boundary:
+                where += (
+                    " AND (occurred_at > {lo_t:DateTime64(6, 'UTC')}"
+                    " OR (occurred_at = {lo_t:DateTime64(6, 'UTC')} AND id >= {lo_id:UUID}))"
+                )
+                params["lo_t"] = _ch_time(_as_utc(boundary[0][0]))
+                params["lo_id"] = str(boundary[0][1])
+            if fmt == "csv":
+                sql = f"SELECT {CSV_COLUMNS} FROM {self._table} WHERE {where}{order}"
+                data = self._client.raw_query(sql, parameters=params, fmt="CSVWithNames" if first else "CSV")
+            else:
+                sql = f"SELECT {JSON_LINE} FROM {self._table} WHERE {where}{order}"
+                data = self._client.raw_query(sql, parameters=params, fmt="TabSeparatedRaw")
+            if data:
+                yield data
+            first = False
+            if not boundary:
+                return
+            after = Position(_as_utc(boundary[0][0]), boundary[0][1])
