@@ -9,12 +9,19 @@ ports, and the chDB engine in-process. ``describe()`` says which ran.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 USED: dict[str, str] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def docker_engine_answers() -> bool:
@@ -45,10 +52,12 @@ def kafka_service() -> Iterator[str]:
 
     repo = Path(__file__).resolve().parents[2]
     data_dir = Path(tempfile.mkdtemp(prefix="auditlog-test-kafka-"))
+    # Free ports, so that several test runs (CI, a developer, helpers) can share a machine.
+    broker_port, controller_port = _free_port(), _free_port()
     kafka = LocalKafka(
         LocalKafkaConfig(
-            bootstrap_servers="127.0.0.1:19192",
-            controller_port=19193,
+            bootstrap_servers=f"127.0.0.1:{broker_port}",
+            controller_port=controller_port,
             data_dir=data_dir,
             jars_dir=Path(os.environ.get("AUDITLOG_KAFKA__LOCAL_JARS_DIR", repo / "var" / "kafka-lib")),
             heap="768m",
