@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.catalog import Catalog, load_catalog
-from schemas.event import Actor, AuditEvent, PayloadMap, RequestContext, Target, uuid7
+from schemas.event import Actor, AuditEvent, RequestContext, Target, uuid7
 
 ROLES = ("member", "admin", "owner", "viewer")
 SCOPES = ("repo:read", "repo:write", "issues:read", "issues:write", "pipelines:run", "admin:read")

@@ -42,7 +42,7 @@ def test_invalid_events_are_refused_with_a_clear_reason(changes, message):
 
 
 def test_unknown_action_names_the_action_and_the_fix():
-    with pytest.raises(UnknownAction, match="add it to schemas/catalog.json"):
+    with pytest.raises(UnknownAction, match=r"add it to schemas/catalog\.json"):
         load_catalog().action("NOPE")
 
 
