@@ -71,3 +71,11 @@ def all_pages(client: TestClient, url: str, headers: dict[str, str], params: dic
         body = response.json()
         events.extend(body["data"])
     return events
+
+
+def store_directly(settings: Settings, events: Iterable[AuditEvent], token: str | None = None) -> None:
+    """Insert events straight into the table (read-side tests that need no broker)."""
+    from clickhouse.events import insert_rows, record_to_row
+
+    rows = [record_to_row(e.to_record(), 1) for e in events]
+    insert_rows(get_client(settings.clickhouse.dsn), settings.events_table, rows, token or f"direct-{id(rows)}")
