@@ -174,7 +174,10 @@ class EventReader:
                 params["lo_id"] = str(boundary[0][1])
             if fmt == "csv":
                 sql = f"SELECT {CSV_COLUMNS} FROM {self._table} WHERE {where}{order}"
-                data = self._client.raw_query(sql, parameters=params, fmt="CSVWithNames" if first else "CSV")
+                # The CSV columns alias occurred_at and id to formatted strings; WHERE and ORDER BY must
+                # still mean the table's columns, or a since/until filter compares a string to a time.
+                data = self._client.raw_query(sql, parameters=params, fmt="CSVWithNames" if first else "CSV",
+                                              settings={"prefer_column_name_to_alias": 1})
             else:
                 sql = f"SELECT {JSON_LINE} FROM {self._table} WHERE {where}{order}"
                 data = self._client.raw_query(sql, parameters=params, fmt="TabSeparatedRaw")
