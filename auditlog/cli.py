@@ -40,7 +40,8 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from clickhouse.client import get_client
     from clickhouse.migrations import migrate
 
-    applied = migrate(get_client(settings.clickhouse.dsn), settings.clickhouse.database, settings.clickhouse.table)
+    ch = settings.clickhouse
+    applied = migrate(get_client(ch.dsn), ch.database, ch.table, cluster=ch.cluster, retention_days=ch.retention_days)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
     return 0
 
@@ -126,6 +127,23 @@ def cmd_spool(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if left == 0 else 1
 
 
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.dlq_replay import list_dead_letters, replay_dead_letters
+
+    if args.action == "replay":
+        sent = replay_dead_letters(settings)
+        print(f"replayed {sent} dead letter(s) from {settings.kafka.dlq_topic} to {settings.kafka.topic}")
+        return 0
+    entries = list_dead_letters(settings, args.limit)
+    for e in entries:
+        when = e.dead_lettered_at.isoformat(timespec="seconds") if e.dead_lettered_at else "-"
+        key = (e.key or b"").decode("utf-8", "replace")
+        print(f"{when}  {e.source_topic}/{e.source_partition}/{e.source_offset}  key={key}  "
+              f"size={e.size}  {e.reason}")
+    print(f"{len(entries)} dead letter(s) shown from {settings.kafka.dlq_topic}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditlog", description="Audit log: Kafka → ClickHouse → query API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     spool = sub.add_parser("spool", help="events the broker did not take in time")
     spool.add_argument("action", choices=["status", "replay"])
     spool.set_defaults(func=cmd_spool)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter topic: list poison messages, replay them after a fix")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--limit", type=int, default=100, help="list: how many of the newest to show")
+    dlq.set_defaults(func=cmd_dlq)
     return parser
 
 

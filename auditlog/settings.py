@@ -60,6 +60,11 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_algorithm: str = "HS256"
+    # How long the group waits for a silent (crashed) consumer before giving its partitions to another.
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Static group membership (group.instance.id): a restarted consumer with the same id gets its
+    # partitions back at once instead of after the session timeout. Empty: dynamic membership.
+    instance_id: str = ""
     jwt_secret: str = "dev-only-insecure-secret-change-me-in-production"
     jwt_public_key: str = ""  # PEM, for RS256
     jwt_issuer: str = "auditlog"

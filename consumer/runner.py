@@ -67,12 +67,12 @@ class ConsumerRunner:
     """Runs the consume loop until ``stop()``; see the module docstring for the guarantees."""
 
     def __init__(self, settings: Settings, writer: ClickHouseWriter, *, stop: threading.Event | None = None,
-                 kafka_overrides: dict[str, Any] | None = None) -> None:
+                 kafka_overrides: dict[str, Any] | None = None, decoder: MessageDecoder | None = None) -> None:
         self._settings = settings
         self._topic = settings.kafka.topic
         self._batch_max = settings.consumer.batch_max_events
         self._batch_seconds = settings.consumer.batch_max_seconds
-        self._decoder = MessageDecoder(default_codec(), load_catalog())
+        self._decoder = decoder or MessageDecoder(default_codec(), load_catalog())
         self._writer = writer
         self._stop = stop or threading.Event()
         self._dlq = DeadLetterWriter(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic)
@@ -84,10 +84,13 @@ class ConsumerRunner:
             "auto.offset.reset": "earliest",
             # A long ClickHouse outage holds the loop in retries; stay in the group meanwhile.
             "max.poll.interval.ms": 1_800_000,
+            "session.timeout.ms": settings.consumer.session_timeout_ms,
             "fetch.max.bytes": 64 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
             "client.id": "auditlog-consumer",
         }
+        if settings.consumer.instance_id:
+            config["group.instance.id"] = settings.consumer.instance_id
         config.update(kafka_overrides or {})
         self._consumer = Consumer(config)
         self._batch = Batch()
