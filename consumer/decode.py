@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
-import orjson
 
 from clickhouse.events import record_to_row
 from consumer.errors import InvalidMessage
@@ -127,26 +126,5 @@ class MessageDecoder:
             or (after is not None and "" in after)
         ):
             return None
-        context = r["context"] or _NO_CONTEXT
-        return (
-            r["id"],
-            ws,
-            occurred,
-            r["action"],
-            r["category"],
-            actor["kind"],
-            actor["id"],
-            actor["display"],
-            target["kind"],
-            target["id"],
-            target["display"],
-            orjson.dumps({"before": before, "after": after}).decode(),
-            context["ip"] or "",
-            context["user_agent"] or "",
-            context["request_id"] or "",
-            context["service"] or "",
-            plain.version,
-        )
+        return record_to_row(r, plain.version)
 
-
-_NO_CONTEXT: dict[str, Any] = {"ip": None, "user_agent": None, "request_id": None, "service": None}
