@@ -35,6 +35,13 @@ class ClickHouseSettings(BaseModel):
     dsn: str = "chdb:///var/auditlog/chdb"
     database: str = "audit"
     table: str = "events"
+    # Empty: one server (clickhouse/NNNN_*.sql). A cluster name from the server's
+    # remote_servers: `auditlog migrate` applies clickhouse/cluster/*.sql ON CLUSTER,
+    # `table` becomes the Distributed table and `<table>_local` the replicated storage.
+    cluster: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    # Rows older than this many days are dropped (TTL); 0 keeps everything.
+    # `auditlog migrate` makes the table's TTL match it (docs/runbook.md, Retention).
+    retention_days: int = Field(default=0, ge=0)
 
 
 class ProducerSettings(BaseModel):
