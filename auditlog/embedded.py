@@ -86,7 +86,8 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         local_kafka(settings).start()
     ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic],
                   settings.kafka.partitions)
-    migrate(get_client(settings.clickhouse.dsn), settings.clickhouse.database, settings.clickhouse.table)
+    migrate(get_client(settings.clickhouse.dsn), settings.clickhouse.database, settings.clickhouse.table,
+            retention_days=settings.clickhouse.retention_days)
 
     stop = threading.Event()
     runner = build_consumer(settings, stop)

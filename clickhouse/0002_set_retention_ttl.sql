@@ -1,0 +1,13 @@
+-- Retention. Expired rows leave by whole parts (ttl_only_drop_parts): no
+-- row-by-row rewrite, and with monthly partitions a month goes at once, once
+-- its newest row is older than the retention. So data is kept at least
+-- AUDITLOG_CLICKHOUSE__RETENTION_DAYS days and at most about a month more.
+--
+-- The TTL itself is NOT in this file: it follows the setting
+-- AUDITLOG_CLICKHOUSE__RETENTION_DAYS (0 = keep forever), and a statement
+-- rendered from a setting would change without this file's checksum changing.
+-- `auditlog migrate` reads the table's TTL back after the migrations and
+-- issues `MODIFY TTL toDateTime(occurred_at) + toIntervalDay(N)` (or
+-- `REMOVE TTL` for 0) when it differs: to change retention, change the
+-- setting and run `auditlog migrate` again (docs/runbook.md, Retention).
+ALTER TABLE {database}.{table} MODIFY SETTING ttl_only_drop_parts = 1;
