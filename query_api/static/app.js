@@ -268,8 +268,8 @@
     $("rows").replaceChildren(...page.data.map(renderRow));
     state.nextCursor = page.next_cursor;
     $("older").hidden = !page.next_cursor;
-    $("newest").hidden = state.cursors.length === 0 && !state.cursor;
-    const pageNo = state.cursors.length + (state.cursor ? 1 : 0) + 1;
+    $("newest").hidden = state.cursors.length === 0;
+    const pageNo = state.cursors.length + 1;  // one cursor kept for each page before this one
     $("page-label").textContent = page.data.length ? `Page ${pageNo}` : "";
     if (page.data.length) {
       const first = formatTime(page.data[0].occurred_at).local;

@@ -167,11 +167,14 @@ def test_older_keeps_every_filter_and_continues_where_the_last_page_ended(laptop
     first_of_second = (second["data"][0]["occurred_at"], second["data"][0]["id"])
     assert first_of_second < last_of_first, "page 2 must start right after page 1 ends"
     assert not set(shown_ids(page)) & {e["id"] for e in first["data"]}
+    expect(page.locator("#page-label")).to_have_text("Page 2")
     screenshot(page, "laptop-04-older-page")
 
     page.get_by_role("button", name="← Newest").click()
     settled(page)
     assert shown_ids(page) == [e["id"] for e in first["data"]]
+    expect(page.locator("#page-label")).to_have_text("Page 1")
+    expect(page.get_by_role("button", name="← Newest")).to_be_hidden()
 
 
 def test_export_links_carry_the_filters_and_download_the_same_rows(laptop: Page, demo_app: Served) -> None:
