@@ -1,0 +1,128 @@
+"""The printed result: Markdown tables with ours / PostgreSQL for every figure.
+
+For latencies and bytes a ratio below 1 means ours is smaller (better); for
+rows/s it means ours is slower. ``render`` takes the dict ``benchmarks.run``
+builds (also written with ``--json``) so the docs can be regenerated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _n(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _ratio(ours: Any, theirs: Any) -> str:
+    if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or not theirs:
+        return "-"
+    r = ours / theirs
+    return f"{r:.2f}" if r < 10 else f"{r:.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _pages(r: dict[str, Any]) -> str:
+    ours, pg = r.get("ch_pages", {}), r.get("pg_pages", {})
+    header = ["page shape (50 rows)"]
+    for mode in ("warm", "cold"):
+        for p in ("p50", "p99"):
+            header += [f"{mode} {p} ours ms", "PG ms", "ours/PG"]
+    rows = []
+    for shape, modes in ours.items():
+        row = [shape]
+        for mode in ("warm", "cold"):
+            for p in ("p50", "p99"):
+                o = modes[mode][f"{p}_ms"]
+                t = pg.get(shape, {}).get(mode, {}).get(f"{p}_ms")
+                row += [_n(o, 2), _n(t, 2), _ratio(o, t)]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def render(r: dict[str, Any]) -> str:
+    """All tables of one run, Markdown."""
+    m = r.get("machine", {})
+    parts = [
+        f"## auditlog benchmark — {r.get('date')}",
+        f"`{r.get('command')}` on {m.get('cores')} cores / {m.get('memory_gib')} GiB ({m.get('cpu')}); "
+        f"chDB {r.get('chdb_version', '?')}, PostgreSQL {r.get('pg_version', '-')}; "
+        f"{_n(r.get('events'))} events over {r.get('workspaces')} workspaces; pages and export on the biggest "
+        f"workspace ({_n(r.get('big_workspace_rows'))} events). Cold: {r.get('cold_means')}.",
+    ]
+    ingest = r.get("ingest")
+    if ingest:
+        figures = ingest.get("figures")
+        if figures:
+            rows = [[str(k), _n(v) if isinstance(v, int | float) else str(v)] for k, v in figures.items()]
+            parts += ["### Ingest (benchmarks.consumer)", _table(["figure", "value"], rows)]
+        else:
+            parts += ["### Ingest (benchmarks.consumer)",
+                      f"failed (exit {ingest.get('returncode')}): {ingest.get('stderr_tail', '')[-300:]!r}"]
+    parts += ["### Pages (EventReader.page, real query code)", _pages(r)]
+    ex, pex = r.get("ch_export", {}), r.get("pg_export", {})
+    rows = []
+    for fmt in ("jsonl", "csv"):
+        e = ex.get(fmt, {})
+        rows.append([f"ours {fmt} (export_chunks) rows/s", _n(e.get("rows_per_s")), _n(pex.get("rows_per_s")),
+                     _ratio(e.get("rows_per_s"), pex.get("rows_per_s"))])
+        rows.append([f"{fmt} peak RSS MB (ours: whole process incl. engine; PG: backend)",
+                     _n(e.get("peak_rss_mb")), _n(pex.get("backend_peak_rss_mb")),
+                     _ratio(e.get("peak_rss_mb"), pex.get("backend_peak_rss_mb"))])
+        growth = (e.get("peak_rss_mb") or 0) - (e.get("rss_before_mb") or 0)
+        rows.append([f"{fmt} RSS growth during export MB (ours)", _n(growth), "", ""])
+    rows.append(["rows exported", _n(ex.get("jsonl", {}).get("rows")), _n(pex.get("rows")), ""])
+    parts += ["### Export of the biggest workspace (PG: COPY (SELECT ...) TO STDOUT CSV)",
+              _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
+    cs, ps = r.get("ch_storage", {}), r.get("pg_storage", {})
+    events = r.get("events") or 1
+    rows = [
+        ["bytes per event (all, with indexes)", _n(cs.get("total_bytes", 0) / events), _n(ps.get("total_bytes", 0)
+                                                                                           / events if ps else None),
+         _ratio(cs.get("total_bytes"), ps.get("total_bytes"))],
+        ["total MB", _n(cs.get("total_bytes", 0) / 1e6), _n(ps.get("total_bytes", 0) / 1e6 if ps else None),
+         _ratio(cs.get("total_bytes"), ps.get("total_bytes"))],
+        ["PG heap / indexes MB", "", f"{_n(ps.get('table_bytes', 0) / 1e6)} / {_n(ps.get('index_bytes', 0) / 1e6)}"
+         if ps else "-", ""],
+    ]
+    parts += ["### Storage", _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
+    q = r.get("questions")
+    if q:
+        rows = [[name, _n(v["ch_ms"]), _n(v["pg_ms"]), _ratio(v["ch_ms"], v["pg_ms"]),
+                 _ratio(v["pg_ms"], v["ch_ms"]) + "x", f"{v['ch_rows']} / {v['pg_rows']}"] for name, v in q.items()]
+        parts += ["### Data-team SQL (best of warm runs)",
+                  _table(["question", "ours ms", "PG ms", "ours/PG", "speed-up", "result rows ours / PG"], rows)]
+    a = r.get("api_load")
+    if a:
+        parts += [f"### Query API under load ({a.get('concurrency')} clients, mixed shapes, "
+                  f"{_n(a.get('seconds'))} s, loopback)",
+                  _table(["requests", "requests/s", "p50 ms", "p99 ms", "errors"],
+                         [[_n(a.get("requests")), _n(a.get("requests_per_s")), _n(a.get("p50_ms")),
+                           _n(a.get("p99_ms")), _n(a.get("errors"))]])]
+    load = r.get("load", {})
+    pl = r.get("pg_load", {})
+    parts += ["### Loading (setup, not a target)",
+              _table(["step", "seconds"],
+                     [["ours: generate pool + expand + OPTIMIZE FINAL",
+                       f"{_n(load.get('pool_s'))} + {_n(load.get('expand_s'))} + {_n(load.get('optimize_s'))}"],
+                      ["PG: COPY / indexes / VACUUM ANALYZE",
+                       f"{_n(pl.get('copy_s'))} / {_n(pl.get('indexes_s'))} / {_n(pl.get('vacuum_analyze_s'))}"
+                       if pl else "-"]])]
+    for shape, plan in (r.get("ch_explain") or {}).items():
+        parts += [f"### EXPLAIN indexes=1 — {shape} (warm p99 over 20 ms)", "```", plan, "```"]
+    return "\n\n".join(parts)

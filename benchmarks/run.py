@@ -1,0 +1,190 @@
+"""``make bench``: the embedded ClickHouse engine next to a PostgreSQL audit table, one run, one table.
+
+    python -m benchmarks.run                      # 10M events over 100 workspaces
+    python -m benchmarks.run --events 100000000   # the long run
+    python -m benchmarks.run --quick              # tiny dataset, seconds (the smoke test uses it)
+
+Everything is measured in this run on this machine: the dataset is generated,
+loaded into a fresh chDB path and (the same rows, through CSV and COPY) into a
+PostgreSQL server started on loopback for the occasion; page latencies cold
+and warm, export, storage, the data team's SQL, the API under load, and the
+ingest figures of ``benchmarks.consumer`` when it is present. Prints a table
+with the ratio ours / PostgreSQL for every figure and, with ``--json``, writes
+every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from auditlog.settings import Settings
+from benchmarks import dataset, measure
+from benchmarks.api_load import load_test
+from benchmarks.postgres import PostgresServer, load, storage
+from benchmarks.report import render
+from benchmarks.shapes import build_shapes
+from clickhouse.client import get_client
+from clickhouse.migrations import migrate
+from query_api.queries import EventReader
+
+logger = logging.getLogger("benchmarks.run")
+
+DATABASE = "bench"
+TABLE = "events"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--workspaces", type=int, default=100)
+    p.add_argument("--pool-per-workspace", type=int, default=3000,
+                   help="realistic events generated per workspace, drawn from to build the rows")
+    p.add_argument("--warm", type=int, default=100, help="warm samples per page shape")
+    p.add_argument("--cold", type=int, default=5, help="cold samples per page shape")
+    p.add_argument("--load-seconds", type=float, default=60.0)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--no-postgres", action="store_true", help="ClickHouse side only")
+    p.add_argument("--no-ingest", action="store_true", help="skip benchmarks.consumer")
+    p.add_argument("--quick", action="store_true", help="tiny dataset and few samples: checks that it all works")
+    p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.events, args.workspaces, args.pool_per_workspace = 20_000, 4, 200
+        args.warm, args.cold, args.load_seconds, args.concurrency = 5, 1, 2.0, 4
+    return args
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg()}
+
+
+def ingest(args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
+    """The ingest figures of ``benchmarks.consumer`` (owned by the consumer's benchmark), if it exists."""
+    if args.no_ingest or not (Path(__file__).parent / "consumer.py").exists():
+        return None
+    out = workdir / "ingest.json"
+    cmd = [sys.executable, "-m", "benchmarks.consumer", "--json", str(out)]
+    if args.quick:
+        cmd.append("--quick")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    result: dict[str, Any] = {"command": " ".join(cmd[1:]), "returncode": proc.returncode,
+                              "seconds": time.perf_counter() - t0}
+    if proc.returncode == 0 and out.exists():
+        result["figures"] = json.loads(out.read_text())
+    else:
+        result["stderr_tail"] = proc.stderr[-2000:]
+        result["stdout_tail"] = proc.stdout[-2000:]
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="auditlog-bench-", dir=args.workdir))
+    workdir.chmod(0o755)  # the PostgreSQL server runs as the postgres user and must reach its folder
+    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+                               "machine": machine(), "events": args.events, "workspaces": args.workspaces}
+    page_cache = measure.drop_os_cache()
+    results["cold_means"] = ("OS page cache dropped and engine caches emptied before each sample" if page_cache
+                             else "engine caches emptied before each sample (page cache could not be dropped)")
+    server: PostgresServer | None = None
+    try:
+        dsn = f"chdb://{workdir / 'chdb'}"
+        settings = Settings.model_validate({
+            "clickhouse": {"dsn": dsn, "database": DATABASE, "table": TABLE},
+            "api": {"jwt_secret": "bench-secret-with-at-least-32-bytes!!", "cursor_secret": "bench-cursor"},
+        })
+        client = get_client(dsn)
+        migrate(client, DATABASE, TABLE)
+        table = settings.events_table
+
+        t0 = time.perf_counter()
+        dataset.build_pool(client, f"{DATABASE}.pool", args.workspaces, args.pool_per_workspace)
+        t_pool = time.perf_counter() - t0
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        data = dataset.expand(client, table, f"{DATABASE}.pool", args.events, args.workspaces,
+                              args.pool_per_workspace, end)
+        t_expand = time.perf_counter() - t0 - t_pool
+        client.command(f"OPTIMIZE TABLE {table} FINAL")
+        client.command(f"DROP TABLE {DATABASE}.pool")
+        loaded = int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
+        results["load"] = {"pool_s": t_pool, "expand_s": t_expand, "optimize_s": time.perf_counter() - t0 - t_pool
+                           - t_expand, "rows": loaded}
+        logger.info("bench_loaded rows=%d seconds=%.1f", loaded, time.perf_counter() - t0)
+        results["ch_storage"] = measure.ch_storage(client, DATABASE, TABLE)
+
+        reader = EventReader(client, table)
+        shapes = build_shapes(client, data)
+        results["big_workspace_rows"] = int(client.query(
+            f"SELECT count() FROM {table} WHERE workspace_id = {{ws:String}}",
+            parameters={"ws": dataset.BIG_WORKSPACE}).result_rows[0][0])
+        ch_pages = measure.ch_pages(client, reader, shapes, args.warm, args.cold, page_cache)
+        results["ch_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in ch_pages.items()}
+        results["ch_explain"] = {s.name: measure.explain(client, s, table) for s in shapes
+                                 if ch_pages[s.name]["warm"].p99 > 20.0}
+        results["ch_export"] = {fmt: measure.ch_export(reader, dataset.BIG_WORKSPACE, fmt) for fmt in ("jsonl", "csv")}
+        workspaces = [dataset.workspace_name(i) for i in range(args.workspaces)]
+        results["api_load"] = load_test(settings, shapes, workspaces, args.load_seconds, args.concurrency, workdir)
+
+        if not args.no_postgres:
+            csv_path = workdir / "events.csv"
+            t0 = time.perf_counter()
+            dataset.export_csv(client, table, csv_path)
+            results["csv_export_s"] = time.perf_counter() - t0
+            server = PostgresServer(workdir)
+            server.init()
+            server.start()
+            with server.connect() as conn:
+                results["pg_load"] = load(conn, csv_path)
+                results["pg_load"]["rows"] = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
+                results["pg_storage"] = storage(conn)
+            csv_path.unlink()
+            pg_pages = measure.pg_pages(server, shapes, args.warm, args.cold, page_cache)
+            results["pg_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pg_pages.items()}
+            results["pg_export"] = measure.pg_export(server, dataset.BIG_WORKSPACE)
+            with server.connect() as conn:
+                results["questions"] = measure.questions(client, conn, table, end.isoformat(),
+                                                         reps=2 if args.quick else 3)
+                results["pg_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        results["chdb_version"] = client.query("SELECT version()").result_rows[0][0]
+    finally:
+        if server is not None:
+            server.remove()
+    results["ingest"] = ingest(args, workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    results = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    print(render(results))  # noqa: T201 - the table is this command's output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The page shapes of the query API, as one question put to both engines.
+
+Each shape is an ``EventFilters`` (what the API hands ``EventReader.page``)
+plus an optional keyset position; ``pg_page_sql`` renders the same question
+as the SQL a PostgreSQL expert would write against ``postgres.SCHEMA``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from benchmarks.dataset import BIG_WORKSPACE, RARE_ACTOR_SEARCH, Dataset
+from query_api.cursor import Position
+from query_api.filters import EventFilters
+
+PAGE_SIZE = 50
+PG_COLUMNS = (
+    "id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,"
+    " target_display, payload, ip, user_agent, request_id, service"
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    workspace_id: str
+    filters: EventFilters
+    after: Position | None = None
+
+    def query_string(self) -> dict[str, str]:
+        """The same question as query-string parameters of ``GET .../audit/events``."""
+        return self.filters.canonical()
+
+
+def build_shapes(client: Client, data: Dataset) -> list[Shape]:
+    """The shapes of the query API issue, on the big workspace (the hardest case)."""
+    table = data.table
+    ws = BIG_WORKSPACE
+    person = client.query(
+        f"SELECT actor_display FROM {table} WHERE workspace_id = {{ws:String}} AND actor_kind = 'user'"
+        " AND actor_display != '' GROUP BY actor_display ORDER BY count() DESC LIMIT 1",
+        parameters={"ws": ws},
+    ).result_rows[0][0]
+    person_search = str(person).split("@")[0] + "@"
+    mid = data.start + (data.end - data.start) / 2
+    total = int(client.query(f"SELECT count() FROM {table} WHERE workspace_id = {{ws:String}}",
+                             parameters={"ws": ws}).result_rows[0][0])
+    deep = client.query(
+        f"SELECT occurred_at, id FROM {table} WHERE workspace_id = {{ws:String}}"
+        f" ORDER BY occurred_at DESC, id DESC LIMIT 1 OFFSET {max(total * 9 // 10, 0)}",
+        parameters={"ws": ws},
+    ).result_rows[0]
+    from query_api.queries import _as_utc
+
+    position = Position(_as_utc(deep[0]), deep[1])
+    return [
+        Shape("no filter", ws, EventFilters()),
+        Shape("category", ws, EventFilters(category="members")),
+        Shape("actor substring", ws, EventFilters(actor=person_search)),
+        Shape("rare actor", ws, EventFilters(actor=RARE_ACTOR_SEARCH)),
+        Shape("target kind", ws, EventFilters(target_kind="integration")),
+        Shape("time window (7 d)", ws, EventFilters(since=mid, until=mid + timedelta(days=7))),
+        Shape("all composed", ws, EventFilters(category="integrations", actor=person_search,
+                                               target_kind="integration", since=mid - timedelta(days=90),
+                                               until=mid + timedelta(days=30))),
+        Shape("deep cursor (90%)", ws, EventFilters(), position),
+    ]
+
+
+def pg_page_sql(shape: Shape, limit: int = PAGE_SIZE) -> tuple[str, dict[str, Any]]:
+    """The page as PostgreSQL SQL: keyset on the (occurred_at, id) row value, newest first."""
+    f = shape.filters
+    clauses = ["workspace_id = %(ws)s"]
+    params: dict[str, Any] = {"ws": shape.workspace_id}
+    if f.category:
+        clauses.append("category = %(category)s")
+        params["category"] = f.category
+    if f.target_kind:
+        clauses.append("target_kind = %(target_kind)s")
+        params["target_kind"] = f.target_kind
+    if f.action:
+        clauses.append("action = %(action)s")
+        params["action"] = f.action
+    if f.actor:
+        clauses.append("lower(actor_display) LIKE %(actor)s")
+        escaped = f.actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["actor"] = f"%{escaped}%"
+    if f.since:
+        clauses.append("occurred_at >= %(since)s")
+        params["since"] = f.since
+    if f.until:
+        clauses.append("occurred_at < %(until)s")
+        params["until"] = f.until
+    if shape.after is not None:
+        clauses.append("(occurred_at, id) < (%(after_t)s, %(after_id)s)")
+        params["after_t"] = shape.after.occurred_at
+        params["after_id"] = shape.after.id
+    sql = (f"SELECT {PG_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+           f" ORDER BY occurred_at DESC, id DESC LIMIT {int(limit) + 1}")
+    return sql, params
+
+
+# The data team's questions, in each engine's SQL. {end} is the dataset's end, an ISO timestamp.
+QUESTIONS: dict[str, tuple[str, str]] = {
+    "role changes per week (1 y)": (
+        "SELECT toMonday(occurred_at) AS week, JSONExtractString(payload, 'after', 'role') AS new_role,"
+        " count() FROM {table} WHERE action = 'MEMBER_ROLE_CHANGED'"
+        " AND occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
+        " GROUP BY week, new_role ORDER BY week, new_role",
+        "SELECT date_trunc('week', occurred_at) AS week, payload->'after'->>'role' AS new_role, count(*)"
+        " FROM events WHERE action = 'MEMBER_ROLE_CHANGED'"
+        " AND occurred_at >= timestamptz '{end}' - interval '1 year'"
+        " GROUP BY week, new_role ORDER BY week, new_role",
+    ),
+    "tokens minted per actor (last quarter)": (
+        "SELECT workspace_id, actor_display, count() AS minted FROM {table} WHERE action = 'API_TOKEN_CREATED'"
+        " AND occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 3 MONTH"
+        " GROUP BY workspace_id, actor_display ORDER BY minted DESC, workspace_id, actor_display",
+        "SELECT workspace_id, actor_display, count(*) AS minted FROM events WHERE action = 'API_TOKEN_CREATED'"
+        " AND occurred_at >= timestamptz '{end}' - interval '3 months'"
+        " GROUP BY workspace_id, actor_display ORDER BY minted DESC, workspace_id, actor_display",
+    ),
+    "everything touching one integration": (
+        "SELECT id, occurred_at, action, actor_display FROM {table} WHERE workspace_id = '" + BIG_WORKSPACE + "'"
+        " AND (target_id = 'int_github' OR JSONExtractString(payload, 'after', 'integration_id') = 'int_github'"
+        " OR JSONExtractString(payload, 'before', 'integration_id') = 'int_github') ORDER BY occurred_at, id",
+        "SELECT id, occurred_at, action, actor_display FROM events WHERE workspace_id = '" + BIG_WORKSPACE + "'"
+        " AND (target_id = 'int_github' OR payload->'after'->>'integration_id' = 'int_github'"
+        " OR payload->'before'->>'integration_id' = 'int_github') ORDER BY occurred_at, id",
+    ),
+}
