@@ -261,3 +261,24 @@ def test_the_page_is_readable_at_phone_width(phone: Page, demo_app: Served) -> N
     expect(page.locator("#rows .event .side.after").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "phone-02-expanded")
+
+
+def test_export_download_links_follow_the_export_access_rules(demo_app: Served) -> None:
+    base = f"{demo_app.url}/v1/workspaces/{WORKSPACE}/audit"
+
+    def link(role: str, **params: str) -> httpx.Response:
+        return httpx.post(f"{base}/export-links", params={"format": "csv", **params},
+                          headers={"Authorization": f"Bearer {demo_app.token(role)}"})
+
+    member = link("member")
+    assert member.status_code == 403 and NO_ACCESS in member.json()["message"]
+    assert httpx.post(f"{base}/export-links").status_code == 401
+    assert link("owner", category="nope").status_code == 400
+
+    url = link("admin", category="members").json()["url"]
+    assert httpx.get(demo_app.url + url).status_code == 200
+    body, _, sig = parse_qs(urlparse(url).query)["ticket"][0].partition(".")
+    forged = f"{base}/export-downloads?ticket={body[:-2]}xx.{sig}"
+    assert httpx.get(forged).status_code == 401
+    elsewhere = url.replace(f"/workspaces/{WORKSPACE}/", "/workspaces/ws_other/")
+    assert httpx.get(demo_app.url + elsewhere).status_code == 401
