@@ -1,0 +1,133 @@
+"""The consumer as its own process (``auditlog consume``): SIGKILL at random moments, SIGTERM mid-batch.
+
+chDB opens a data path in one process only, so the consumer processes get their own
+path, and the table is read afterwards by a short-lived verification process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from auditlog.settings import Settings
+from tests.integration.test_consumer_support import committed_and_end, make_events
+from tests.support.pipeline import produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(settings: Settings, dsn: str, **consumer: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
+    env.update({
+        "AUDITLOG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "AUDITLOG_KAFKA__TOPIC": settings.kafka.topic,
+        "AUDITLOG_KAFKA__DLQ_TOPIC": settings.kafka.dlq_topic,
+        "AUDITLOG_CLICKHOUSE__DSN": dsn,
+        "AUDITLOG_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "AUDITLOG_CLICKHOUSE__TABLE": settings.clickhouse.table,
+        "AUDITLOG_CONSUMER__GROUP_ID": settings.consumer.group_id,
+        "AUDITLOG_CONSUMER__SESSION_TIMEOUT_MS": "6000",
+        "AUDITLOG_CONSUMER__INSTANCE_ID": f"{settings.consumer.group_id}-1",
+        "AUDITLOG_API__JWT_SECRET": settings.api.jwt_secret,
+        "AUDITLOG_API__CURSOR_SECRET": settings.api.cursor_secret,
+    })
+    env.update({f"AUDITLOG_CONSUMER__{k.upper()}": v for k, v in consumer.items()})
+    return env
+
+
+def _auditlog(*args: str, env: dict[str, str], stderr: object = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "auditlog.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=stderr or subprocess.DEVNULL)
+
+
+VERIFY = """
+import json, sys
+from auditlog.settings import get_settings
+from clickhouse.client import get_client
+from tests.integration.test_consumer_support import api_ids, table_facts
+s = get_settings()
+facts = table_facts(get_client(s.clickhouse.dsn), s.events_table)
+json.dump({"facts": facts, "api": api_ids(s)}, sys.stdout)
+"""
+
+
+def _verify(env: dict[str, str], expected_ids: list[str]) -> None:
+    from tests.integration.test_consumer_support import check_facts
+
+    done = subprocess.run([sys.executable, "-c", VERIFY], cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    result = json.loads(done.stdout)
+    check_facts(result["facts"], result["api"], expected_ids)
+
+
+def _caught_up(settings: Settings) -> bool:
+    committed, end = committed_and_end(settings.kafka.bootstrap_servers, settings.consumer.group_id,
+                                       settings.kafka.topic, settings.kafka.partitions)
+    return end > 0 and committed == end
+
+
+def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings):
+    dsn = f"chdb://{tempfile.mkdtemp(prefix='auditlog-kill-')}"
+    env = _env(settings, dsn, batch_max_events="5000", batch_max_seconds="0.5")
+    assert _auditlog("migrate", env=env).wait(120) == 0
+    events = make_events(100_000, seed=8)
+    ids: list[str] = []
+    producing = threading.Thread(target=lambda: ids.extend(produce(settings, events)), daemon=True)
+    producing.start()
+    rng = random.Random()
+    kills = 0
+    while kills < 5 or producing.is_alive():
+        consumer = _auditlog("consume", env=env)
+        time.sleep(rng.uniform(1.0, 4.0))
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(30)
+        kills += 1
+        assert kills < 40, "the producer never finished"
+    final = _auditlog("consume", env=env)
+    try:
+        _wait(lambda: _caught_up(settings), 240, "the last consumer to catch up")
+    finally:
+        final.send_signal(signal.SIGTERM)
+        assert final.wait(60) == 0
+    assert len(ids) == len(events)
+    _verify(env, ids)
+
+
+def test_sigterm_during_a_batch_stores_it_commits_and_exits_0(settings, tmp_path):
+    dsn = f"chdb://{tempfile.mkdtemp(prefix='auditlog-term-')}"
+    # A batch that closes neither by size nor by time within the test: SIGTERM must close it.
+    env = _env(settings, dsn, batch_max_events="1000000", batch_max_seconds="600")
+    assert _auditlog("migrate", env=env).wait(120) == 0
+    ids = produce(settings, make_events(3000, seed=9))
+    log = tmp_path / "consumer.log"
+    with log.open("wb") as stderr:
+        consumer = _auditlog("consume", env=env, stderr=stderr)
+        try:
+            _wait(lambda: b"partitions_assigned" in log.read_bytes(), 60, "the consumer to join")
+            time.sleep(3)  # it reads all 3000 into the open batch
+            assert not _caught_up(settings), "the batch was committed before SIGTERM; the test proves nothing"
+        finally:
+            consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(60) == 0, log.read_text()[-2000:]
+    assert _caught_up(settings)
+    _verify(env, ids)
