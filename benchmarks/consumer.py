@@ -1,0 +1,143 @@
+"""Consumer throughput: ``python -m benchmarks.consumer --events 1000000 [--end-to-end]``.
+
+Starts a throwaway local broker (Kafka from its Maven Central jars) and a
+throwaway chDB path, preloads the topic with pre-encoded events (consumer
+only) or produces them while consuming (end to end: producer → Kafka →
+consumer → visible through a query), and prints events/s. It also prints the
+decode and insert rates measured alone, which are what limit the consumer.
+"""
+
+# ruff: noqa: T201  (a benchmark prints its numbers)
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from auditlog.settings import Settings
+from clickhouse.client import get_client
+from clickhouse.events import insert_rows
+from clickhouse.migrations import migrate
+from consumer import build_consumer
+from consumer.decode import MessageDecoder
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from producers.producer import AuditProducer
+from producers.synthetic import EventGenerator
+from schemas.catalog import load_catalog
+from schemas.codec import default_codec
+
+SAMPLE = 20_000
+
+
+def _settings(bootstrap: str, dsn: str, batch: int, seconds: float) -> Settings:
+    return Settings.model_validate({
+        "kafka": {"bootstrap_servers": bootstrap, "topic": "bench.events", "dlq_topic": "bench.events.dlq"},
+        "clickhouse": {"dsn": dsn, "database": "bench", "table": "events"},
+        "consumer": {"group_id": "bench", "batch_max_events": batch, "batch_max_seconds": seconds},
+    })
+
+
+def _encoded(n: int) -> list[tuple[bytes, bytes]]:
+    codec = default_codec()
+    gen = EventGenerator(seed=1)
+    sample = [(e.workspace_id.encode(), codec.encode(e.to_record()))
+              for e in gen.history([f"ws_{i}" for i in range(20)], min(n, SAMPLE),
+                                   datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))]
+    # Distinct ids matter (the table dedups by key): re-encode is too slow for 1M, so patch the id bytes.
+    out = []
+    for i in range(n):
+        key, value = sample[i % len(sample)]
+        if i >= len(sample):
+            suffix = f"{i:012x}".encode()
+            value = value[:10 + 1 + 24] + suffix + value[10 + 1 + 36:]
+        out.append((key, value))
+    return out
+
+
+def _stored(settings: Settings) -> int:
+    return int(get_client(settings.clickhouse.dsn).query(f"SELECT count() FROM {settings.events_table}")
+               .result_rows[0][0])
+
+
+def _consume_until(settings: Settings, n: int) -> float:
+    stop = threading.Event()
+    runner = build_consumer(settings, stop)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    while _stored(settings) < n:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join(60)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=None, help="batch_max_events (default: the setting's)")
+    parser.add_argument("--seconds", type=float, default=None, help="batch_max_seconds")
+    parser.add_argument("--end-to-end", action="store_true")
+    args = parser.parse_args()
+    defaults = Settings().consumer
+    batch = args.batch or defaults.batch_max_events
+    seconds = args.seconds or defaults.batch_max_seconds
+
+    messages = _encoded(args.events)
+    decoder = MessageDecoder(default_codec(), load_catalog())
+    t = time.perf_counter()
+    rows = [decoder.to_row(v, 0, i) for i, (_k, v) in enumerate(messages[:SAMPLE])]
+    print(f"decode alone:  {SAMPLE / (time.perf_counter() - t):,.0f} events/s (one core)")
+
+    work = Path(tempfile.mkdtemp(prefix="auditlog-bench-"))
+    from tests.support.services import _free_port
+
+    kafka = LocalKafka(LocalKafkaConfig(bootstrap_servers=f"127.0.0.1:{_free_port()}", controller_port=_free_port(),
+                                        data_dir=work / "kafka", jars_dir=Path("var/kafka-lib"), heap="768m",
+                                        partitions=4))
+    kafka.start()
+    try:
+        settings = _settings(kafka.config.bootstrap_servers, f"chdb://{work / 'chdb'}", batch, seconds)
+        ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic], 4)
+        client = get_client(settings.clickhouse.dsn)
+        migrate(client, "bench", "events")
+        t = time.perf_counter()
+        insert_rows(client, "bench.events", rows, "bench-alone")
+        print(f"insert alone:  {len(rows) / (time.perf_counter() - t):,.0f} rows/s ({len(rows)}-row insert)")
+        client.command("TRUNCATE TABLE bench.events")
+        if args.end_to_end:
+            gen = EventGenerator(seed=2)
+            events = list(gen.history([f"ws_{i}" for i in range(20)], args.events,
+                                      datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)))
+
+            def emit() -> None:
+                with AuditProducer(settings) as producer:
+                    for event in events:
+                        producer.emit_event(event)
+
+            threading.Thread(target=emit, daemon=True).start()
+            elapsed = _consume_until(settings, args.events)
+            print(f"end to end (AuditProducer.emit → Kafka → consumer → count() sees all): "
+                  f"{args.events / elapsed:,.0f} events/s ({args.events:,} in {elapsed:.1f}s, batch {batch})")
+            return
+        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20,
+                             "compression.type": "zstd", "queue.buffering.max.messages": 2_000_000})
+        for key, value in messages:
+            producer.produce(settings.kafka.topic, key=key, value=value)
+            producer.poll(0)
+        producer.flush(120)
+        elapsed = _consume_until(settings, args.events)
+        print(f"consumer alone (preloaded topic → stored): {args.events / elapsed:,.0f} events/s "
+              f"({args.events:,} in {elapsed:.1f}s, batch {batch}, {seconds}s)")
+    finally:
+        kafka.stop()
+
+
+if __name__ == "__main__":
+    main()
