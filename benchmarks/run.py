@@ -51,9 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workspaces", type=int, default=100)
     p.add_argument("--pool-per-workspace", type=int, default=3000,
                    help="realistic events generated per workspace, drawn from to build the rows")
-    p.add_argument("--warm", type=int, default=100, help="warm samples per page shape")
-    p.add_argument("--cold", type=int, default=5, help="cold samples per page shape")
-    p.add_argument("--load-seconds", type=float, default=60.0)
+    p.add_argument("--warm", type=int, default=None, help="warm samples per page shape (default 100)")
+    p.add_argument("--cold", type=int, default=None, help="cold samples per page shape (default 5; 0: none)")
+    p.add_argument("--load-seconds", type=float, default=None, help="API load test length (default 60)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--no-postgres", action="store_true", help="ClickHouse side only")
     p.add_argument("--no-ingest", action="store_true", help="skip benchmarks.consumer")
@@ -62,8 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
     args = p.parse_args(argv)
     if args.quick:
-        args.events, args.workspaces, args.pool_per_workspace = 20_000, 4, 200
-        args.warm, args.cold, args.load_seconds, args.concurrency = 5, 1, 2.0, 4
+        args.events, args.workspaces, args.pool_per_workspace, args.concurrency = 20_000, 4, 200, 4
+    defaults = (5, 1, 2.0) if args.quick else (100, 5, 60.0)
+    for name, value in zip(("warm", "cold", "load_seconds"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return args
 
 
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                                "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
                                "machine": machine(), "events": args.events, "workspaces": args.workspaces}
-    page_cache = measure.drop_os_cache()
+    page_cache = args.cold > 0 and measure.drop_os_cache()
     results["cold_means"] = ("OS page cache dropped and engine caches emptied before each sample" if page_cache
                              else "engine caches emptied before each sample (page cache could not be dropped)")
     server: PostgresServer | None = None
