@@ -62,6 +62,9 @@ CSV_COLUMNS = (
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
+# Each part is read in reverse key order; without buffering, a stream stops at the page's
+# rows instead of reading ahead (measured on 3M rows: common-actor page 31 → 19 ms median).
+PAGE_SETTINGS = {"read_in_order_use_buffering": 0}
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class EventReader:
                 f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
                 f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
             )
-            rows = self._client.query(sql, parameters=query.parameters).result_rows
+            rows = self._client.query(sql, parameters=query.parameters, settings=PAGE_SETTINGS).result_rows
             for row in rows:
                 if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
                     continue  # a copy not merged yet
