@@ -32,8 +32,9 @@ integration: $(STAMP) kafka-jars
 ## test: lint, type-check, unit tests, then integration tests on a real broker and the real engine
 test: lint unit integration
 
+## bench: 10M events, ours next to PostgreSQL (docs/performance.md); e.g. make bench BENCH_ARGS="--events 100000000"
 bench: $(STAMP) kafka-jars
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/auditlog kafka stop

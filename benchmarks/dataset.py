@@ -51,9 +51,6 @@ class Dataset:
     start: datetime
     end: datetime
 
-    def workspace(self, index: int) -> str:
-        return f"ws_{index:03d}"
-
 
 def workspace_name(index: int) -> str:
     return f"ws_{index:03d}"

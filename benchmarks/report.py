@@ -67,13 +67,11 @@ def render(r: dict[str, Any]) -> str:
     ]
     ingest = r.get("ingest")
     if ingest:
-        figures = ingest.get("figures")
-        if figures:
-            rows = [[str(k), _n(v) if isinstance(v, int | float) else str(v)] for k, v in figures.items()]
-            parts += ["### Ingest (benchmarks.consumer)", _table(["figure", "value"], rows)]
-        else:
-            parts += ["### Ingest (benchmarks.consumer)",
-                      f"failed (exit {ingest.get('returncode')}): {ingest.get('stderr_tail', '')[-300:]!r}"]
+        rows = [[str(k), _n(v)] for k, v in (ingest.get("figures") or {}).items()]
+        rows += [[f"FAILED: {f['command']} (exit {f['returncode']})", f["stderr_tail"][-200:].replace("\n", " ")]
+                 for f in ingest.get("failures", [])]
+        parts += [f"### Ingest (benchmarks.consumer, {_n(ingest.get('events'))} events; PostgreSQL: not measured)",
+                  _table(["figure", "value"], rows)]
     parts += ["### Pages (EventReader.page, real query code)", _pages(r)]
     ex, pex = r.get("ch_export", {}), r.get("pg_export", {})
     rows = []

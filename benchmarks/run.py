@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--no-postgres", action="store_true", help="ClickHouse side only")
     p.add_argument("--no-ingest", action="store_true", help="skip benchmarks.consumer")
+    p.add_argument("--ingest-events", type=int, default=1_000_000, help="events for benchmarks.consumer")
     p.add_argument("--quick", action="store_true", help="tiny dataset and few samples: checks that it all works")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
@@ -80,23 +82,34 @@ def machine() -> dict[str, Any]:
             "load_average_at_start": os.getloadavg()}
 
 
-def ingest(args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
-    """The ingest figures of ``benchmarks.consumer`` (owned by the consumer's benchmark), if it exists."""
+_RATE = re.compile(r"^(?P<label>[^:]+(?:\([^)]*\))?[^:]*):\s+(?P<value>[\d,.]+) (?P<unit>events/s|rows/s)")
+
+
+def ingest(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ingest figures of ``benchmarks.consumer`` (the consumer's own benchmark), if it exists.
+
+    It runs in child processes (its own broker and chDB path): once with a
+    preloaded topic (consumer alone) and once with ``--end-to-end`` (producer
+    -> Kafka -> consumer -> visible). Its printed ``label: N events/s`` lines
+    become figures; a failure is reported, not hidden.
+    """
     if args.no_ingest or not (Path(__file__).parent / "consumer.py").exists():
         return None
-    out = workdir / "ingest.json"
-    cmd = [sys.executable, "-m", "benchmarks.consumer", "--json", str(out)]
-    if args.quick:
-        cmd.append("--quick")
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    result: dict[str, Any] = {"command": " ".join(cmd[1:]), "returncode": proc.returncode,
-                              "seconds": time.perf_counter() - t0}
-    if proc.returncode == 0 and out.exists():
-        result["figures"] = json.loads(out.read_text())
-    else:
-        result["stderr_tail"] = proc.stderr[-2000:]
-        result["stdout_tail"] = proc.stdout[-2000:]
+    events = 20_000 if args.quick else args.ingest_events
+    result: dict[str, Any] = {"events": events, "figures": {}, "failures": []}
+    for extra in ([], ["--end-to-end"]):
+        cmd = [sys.executable, "-m", "benchmarks.consumer", "--events", str(events), *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            result["failures"].append({"command": " ".join(cmd[1:]), "returncode": proc.returncode,
+                                       "stderr_tail": proc.stderr[-1500:]})
+            continue
+        for line in proc.stdout.splitlines():
+            match = _RATE.match(line.strip())
+            if match:
+                value = float(match["value"].replace(",", ""))
+                result["figures"].setdefault(f"{match['label'].strip()} ({match['unit']})", value)
+        logger.info("bench_ingest command=%s figures=%s", " ".join(cmd[1:]), result["figures"])
     return result
 
 
@@ -109,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     page_cache = args.cold > 0 and measure.drop_os_cache()
     results["cold_means"] = ("OS page cache dropped and engine caches emptied before each sample" if page_cache
                              else "engine caches emptied before each sample (page cache could not be dropped)")
+    results["ingest"] = ingest(args)
     server: PostgresServer | None = None
     try:
         dsn = f"chdb://{workdir / 'chdb'}"
@@ -172,7 +186,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if server is not None:
             server.remove()
-    results["ingest"] = ingest(args, workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     return results
 
