@@ -233,13 +233,24 @@ def ch_storage(client: Client, database: str, table: str) -> dict[str, int]:
             "parts": int(row[3])}
 
 
+class _Recorder:
+    """Stands in for the client: passes every query on and keeps the last one the reader sent."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.sent: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+              **kwargs: Any) -> Any:
+        self.sent.append((sql, dict(parameters or {}), dict(settings or {})))
+        return self._client.query(sql, parameters=parameters, settings=settings, **kwargs)
+
+
 def explain(client: Client, shape: Shape, table: str) -> str:
-    """``EXPLAIN indexes = 1`` of the page query (for shapes that miss the target)."""
-    from query_api.queries import SELECT_COLUMNS, build_where
-
-    q = build_where(shape.workspace_id, shape.filters, shape.after)
-    sql = (f"EXPLAIN indexes = 1 SELECT {SELECT_COLUMNS} FROM {table} WHERE {q.where}"
-           f" ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id LIMIT {PAGE_SIZE + 1}")
-    return "\n".join(str(r[0]) for r in client.query(sql, parameters=q.parameters).result_rows)
-
-
+    """``EXPLAIN indexes = 1`` of exactly the SQL ``EventReader.page`` sends for this shape (its first query)."""
+    recorder = _Recorder(client)
+    EventReader(recorder, table).page(shape.workspace_id, shape.filters, PAGE_SIZE,  # type: ignore[arg-type]
+                                      shape.after)
+    sql, params, settings = recorder.sent[0]
+    rows = client.query(f"EXPLAIN indexes = 1 {sql}", parameters=params, settings=settings).result_rows
+    return "\n".join(str(r[0]) for r in rows)
