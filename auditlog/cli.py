@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,9 +50,11 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_consume(settings: Settings, _args: argparse.Namespace) -> int:
     from consumer import build_consumer
 
-    runner = build_consumer(settings)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    # Handlers first: a SIGTERM while the consumer is being built still means "stop gracefully".
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner = build_consumer(settings, stop)
     if settings.consumer.metrics_port:
         from prometheus_client import start_http_server
 

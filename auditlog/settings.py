@@ -60,18 +60,21 @@ class ConsumerSettings(BaseModel):
     batch_max_seconds: float = Field(default=1.0, gt=0)
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 30.0
+    # How long the group waits for a silent (crashed) consumer before giving its partitions to another.
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Static group membership (group.instance.id): a restarted consumer with the same id gets its
+    # partitions back at once instead of after the session timeout. Empty: dynamic membership.
+    instance_id: str = ""
     metrics_port: int = 0  # 0: do not start a separate metrics HTTP server
+    # Let ClickHouse parse the Avro bodies and check the catalog rules (consumer/engine_decode.py);
+    # False decodes every message in Python (the reference path, ~5x slower).
+    decode_in_engine: bool = True
 
 
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_algorithm: str = "HS256"
-    # How long the group waits for a silent (crashed) consumer before giving its partitions to another.
-    session_timeout_ms: int = Field(default=10_000, ge=1000)
-    # Static group membership (group.instance.id): a restarted consumer with the same id gets its
-    # partitions back at once instead of after the session timeout. Empty: dynamic membership.
-    instance_id: str = ""
     jwt_secret: str = "dev-only-insecure-secret-change-me-in-production"
     jwt_public_key: str = ""  # PEM, for RS256
     jwt_issuer: str = "auditlog"

@@ -63,7 +63,8 @@ def record_to_row(record: dict[str, Any], schema_version: int) -> tuple[Any, ...
         target["kind"],
         target["id"],
         target["display"],
-        orjson.dumps({"before": payload.get("before"), "after": payload.get("after")}).decode(),
+        # An empty map is stored as null, as the engine-side decoder (consumer/engine_decode.py) stores it.
+        orjson.dumps({"before": payload.get("before") or None, "after": payload.get("after") or None}).decode(),
         context.get("ip") or "",
         context.get("user_agent") or "",
         context.get("request_id") or "",

@@ -8,6 +8,7 @@ original bytes, untouched, so a fixed consumer can replay them.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
@@ -62,11 +63,14 @@ class DeadLetterWriter:
             }
         )
         self._failures: list[str] = []
+        # send() runs on the consume thread, flush() on the flusher thread.
+        self._lock = threading.Lock()
 
     def send(self, letter: DeadLetter) -> None:
         def on_delivery(err, _msg):  # type: ignore[no-untyped-def]
             if err is not None:
-                self._failures.append(err.str())
+                with self._lock:
+                    self._failures.append(err.str())
 
         self._producer.produce(
             self._topic, value=letter.value, key=letter.key, headers=letter.headers(), on_delivery=on_delivery
@@ -81,7 +85,8 @@ class DeadLetterWriter:
     def flush(self, timeout: float = 30.0) -> None:
         """Wait for every sent letter; raises DeadLetterFailed if any was not acknowledged."""
         remaining = self._producer.flush(timeout)
-        failures, self._failures = self._failures, []
+        with self._lock:
+            failures, self._failures = self._failures, []
         if remaining or failures:
             raise DeadLetterFailed(
                 f"the dead-letter topic did not take {remaining + len(failures)} message(s): {failures[:3]}"

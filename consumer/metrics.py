@@ -17,3 +17,7 @@ ROWS_INSERTED = Counter("auditlog_consumer_rows_inserted_total", "Rows written t
 DLQ_MESSAGES = Counter("auditlog_consumer_dlq_total", "Messages sent to the dead-letter topic", ["reason_kind"])
 INSERT_RETRIES = Counter("auditlog_consumer_insert_retries_total", "Failed inserts that were retried")
 COMMITS = Counter("auditlog_consumer_commits_total", "Offset commits after a stored batch")
+ENGINE_FALLBACKS = Counter(
+    "auditlog_consumer_engine_fallbacks_total",
+    "Batches (per schema version) the engine path declined and Python decoded instead",
+)

@@ -41,18 +41,26 @@ class ClickHouseWriter:
         return cls(lambda rows, token: insert_rows(client, table, rows, token), **kwargs)
 
     def write(self, rows: Sequence[Sequence[Any]], dedup_token: str) -> bool:
+        """Insert ``rows`` with ``dedup_token``, retrying until stored (True) or stopped (False)."""
+        return self.run(lambda: self._insert(rows, dedup_token), len(rows))
+
+    def run(self, operation: Callable[[], None], rows: int) -> bool:
+        """Run a store operation that writes ``rows`` rows, with the same retry and backoff as ``write``.
+
+        The operation must be idempotent across attempts (same deduplication token).
+        """
         delay = self._initial
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                self._insert(rows, dedup_token)
+                operation()
             except Exception as err:
                 INSERT_RETRIES.inc()
                 logger.warning(
                     "insert_failed attempt=%d rows=%d retry_in=%.1fs error=%s",
-                    attempt, len(rows), delay, err, exc_info=attempt == 1,
+                    attempt, rows, delay, err, exc_info=attempt == 1,
                 )
                 if self._stop.wait(delay):
                     # Told to stop while the store is failing: give up this batch uncommitted.
@@ -60,7 +68,7 @@ class ClickHouseWriter:
                 delay = min(delay * 2, self._max)
                 continue
             INSERT_LATENCY.observe(time.perf_counter() - started)
-            ROWS_INSERTED.inc(len(rows))
+            ROWS_INSERTED.inc(rows)
             if attempt > 1:
-                logger.info("insert_recovered attempts=%d rows=%d", attempt, len(rows))
+                logger.info("insert_recovered attempts=%d rows=%d", attempt, rows)
             return True

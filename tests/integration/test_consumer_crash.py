@@ -86,7 +86,7 @@ def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings):
+def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings, tmp_path):
     dsn = f"chdb://{tempfile.mkdtemp(prefix='auditlog-kill-')}"
     env = _env(settings, dsn, batch_max_events="5000", batch_max_seconds="0.5")
     assert _auditlog("migrate", env=env).wait(120) == 0
@@ -103,8 +103,13 @@ def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings
         consumer.wait(30)
         kills += 1
         assert kills < 40, "the producer never finished"
-    final = _auditlog("consume", env=env)
+    log = tmp_path / "final-consumer.log"
+    with log.open("wb") as stderr:
+        final = _auditlog("consume", env=env, stderr=stderr)
     try:
+        # The killed consumers may have caught up already: wait until this one runs, so that
+        # the SIGTERM below tests a graceful stop and not a process still starting up.
+        _wait(lambda: b"consumer_started" in log.read_bytes(), 60, "the last consumer to start")
         _wait(lambda: _caught_up(settings), 240, "the last consumer to catch up")
     finally:
         final.send_signal(signal.SIGTERM)
