@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -62,6 +62,9 @@ CSV_COLUMNS = (
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
+# How far back from its top a page looks first; if that does not fill the page, one more query reads
+# the rest of the history (a selective filter must scan it anyway: more windows only add queries).
+PAGE_WINDOWS = (timedelta(days=2),)
 # Each part is read in reverse key order; without buffering, a stream stops at the page's
 # rows instead of reading ahead (measured on 3M rows: common-actor page 31 → 19 ms median).
 PAGE_SETTINGS = {"read_in_order_use_buffering": 0}
@@ -78,10 +81,20 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def build_where(workspace_id: str, filters: EventFilters, after: Position | None = None) -> Query:
-    """The WHERE clause and its parameters for a workspace, filters and keyset position."""
+def build_where(workspace_id: str, filters: EventFilters, after: Position | None = None,
+                window: tuple[datetime | None, datetime | None] = (None, None)) -> Query:
+    """The WHERE clause and its parameters for a workspace, filters, keyset position and time window.
+
+    ``window`` is (from, to): from inclusive, to exclusive, either open.
+    """
     clauses = ["workspace_id = {ws:String}"]
     params: dict[str, Any] = {"ws": workspace_id}
+    if window[0] is not None:
+        clauses.append("occurred_at >= {win_lo:DateTime64(6, 'UTC')}")
+        params["win_lo"] = _ch_time(window[0])
+    if window[1] is not None:
+        clauses.append("occurred_at < {win_hi:DateTime64(6, 'UTC')}")
+        params["win_hi"] = _ch_time(window[1])
     if filters.category:
         clauses.append("category = {category:String}")
         params["category"] = filters.category
@@ -109,6 +122,26 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
         params["after_t"] = _ch_time(after.occurred_at)
         params["after_id"] = str(after.id)
     return Query(" AND ".join(clauses), params)
+
+
+def page_windows(after: Position | None, filters: EventFilters,
+                 now: datetime | None = None) -> list[tuple[datetime | None, datetime | None]]:
+    """Disjoint time windows, newest first, that together cover everything a page may show.
+
+    Copies of an event share its occurred_at, so they never straddle two windows.
+    """
+    top = after.occurred_at if after is not None else filters.until
+    anchor = top or now or datetime.now(UTC)
+    windows: list[tuple[datetime | None, datetime | None]] = []
+    upper: datetime | None = None
+    for span in PAGE_WINDOWS:
+        lower = anchor - span
+        if filters.since is not None and lower <= filters.since:
+            break
+        windows.append((lower, upper))
+        upper = lower
+    windows.append((None, upper))
+    return windows
 
 
 def _ch_time(moment: datetime) -> str:
@@ -144,26 +177,34 @@ class EventReader:
 
     def page(self, workspace_id: str, filters: EventFilters, limit: int,
              after: Position | None) -> tuple[list[dict[str, Any]], bool]:
-        """Up to ``limit`` events newest first, and whether more exist past them."""
+        """Up to ``limit`` events newest first, and whether more exist past them.
+
+        The history is read in time windows growing backwards from the page's
+        top (the cursor, ``until``, or now): most pages are answered from the
+        newest day and so touch one partition instead of all of them.
+        """
         wanted = int(limit) + 1
         unique: list[Sequence[Any]] = []
         position = after
-        while True:
-            fetch = wanted - len(unique) + PAGE_SLACK
-            query = build_where(workspace_id, filters, position)
-            sql = (
-                f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
-                f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
-            )
-            rows = self._client.query(sql, parameters=query.parameters, settings=PAGE_SETTINGS).result_rows
-            for row in rows:
-                if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
-                    continue  # a copy not merged yet
-                unique.append(row)
-            if len(rows) < fetch or len(unique) >= wanted:
+        for window in page_windows(after, filters):
+            while True:
+                fetch = wanted - len(unique) + PAGE_SLACK
+                query = build_where(workspace_id, filters, position, window)
+                sql = (
+                    f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
+                    f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
+                )
+                rows = self._client.query(sql, parameters=query.parameters, settings=PAGE_SETTINGS).result_rows
+                for row in rows:
+                    if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
+                        continue  # a copy not merged yet
+                    unique.append(row)
+                if len(rows) < fetch or len(unique) >= wanted:
+                    break
+                last = unique[-1]
+                position = Position(_as_utc(last[1]), last[0])
+            if len(unique) >= wanted:
                 break
-            last = unique[-1]
-            position = Position(_as_utc(last[1]), last[0])
         events = [row_to_event(r, workspace_id) for r in unique[:limit]]
         return events, len(unique) > limit
 
