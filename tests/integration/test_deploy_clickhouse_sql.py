@@ -33,7 +33,8 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     client = get_client(clickhouse_settings.clickhouse.dsn)
     statements = [s for m in load_migrations(cluster=True) for s in m.statements("audit", "events", "audit_cluster")]
     formatted = [_format(client, s) for s in statements]
-    assert len(formatted) == 4
+    # 0001: database, local table, Distributed table; 0002: one setting; 0003: the codecs.
+    assert len(formatted) == 3 + 1 + 1
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 
@@ -46,10 +47,14 @@ def test_a_statement_the_engine_cannot_parse_is_refused(clickhouse_settings: Set
 def test_cluster_local_table_has_the_single_server_columns_keys_and_indexes(clickhouse_settings: Settings):
     client = get_client(clickhouse_settings.clickhouse.dsn)
     db = clickhouse_settings.clickhouse.database
-    local = load_migrations(cluster=True)[0].statements(db, "events", "c1")[1]
-    local = re.sub(r" ON CLUSTER '[^']*'", "", local)
-    local = re.sub(r"ReplicatedReplacingMergeTree\([^)]*\)", "ReplacingMergeTree", local)
-    client.command(local)
+    # Every statement of the cluster set on the storage table, made single-server, in order.
+    for migration in load_migrations(cluster=True):
+        for local in migration.statements(db, "events", "c1"):
+            if f"{db}.events_local" not in local or "ENGINE = Distributed" in local:
+                continue
+            local = re.sub(r" ON CLUSTER '[^']*'", "", local)
+            local = re.sub(r"ReplicatedReplacingMergeTree\([^)]*\)", "ReplacingMergeTree", local)
+            client.command(local)
 
     def shape(table: str) -> tuple[object, ...]:
         columns = client.query(
@@ -71,6 +76,7 @@ def test_cluster_local_table_has_the_single_server_columns_keys_and_indexes(clic
 
     single, cluster = shape("events"), shape("events_local")
     assert single[1] == [("workspace_id, occurred_at, id", "workspace_id, occurred_at, id", "toYYYYMM(occurred_at)")]
+    assert {c[0]: c[4] for c in single[0]}["occurred_at"] == "CODEC(Delta(8), ZSTD(1))"  # 0003 applied to both
     assert cluster == single
 
 
