@@ -25,6 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from benchmarks.postgres import PostgresServer
 from benchmarks.shapes import PAGE_SIZE, QUESTIONS, Shape, pg_page_sql
+from query_api.export import EventExporter
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
 
@@ -156,13 +157,13 @@ def _status_kb(pid: int | str, key: str) -> int:
     return 0
 
 
-def ch_export(reader: EventReader, workspace_id: str, fmt: str) -> dict[str, Any]:
-    """``EventReader.export_chunks`` over a whole workspace, bytes discarded; rows/s and peak RSS."""
+def ch_export(exporter: EventExporter, workspace_id: str, fmt: str) -> dict[str, Any]:
+    """``EventExporter.chunks`` over a whole workspace, bytes discarded; rows/s and peak RSS."""
     base_mb = _status_kb("self", "VmRSS") / 1024
     _rss_reset()
     rows = size = 0
     t0 = time.perf_counter()
-    for chunk in reader.export_chunks(workspace_id, EventFilters(), fmt):
+    for chunk in exporter.chunks(workspace_id, EventFilters(), fmt):
         rows += chunk.count(b"\n")
         size += len(chunk)
     seconds = time.perf_counter() - t0

@@ -77,7 +77,7 @@ def render(r: dict[str, Any]) -> str:
     rows = []
     for fmt in ("jsonl", "csv"):
         e = ex.get(fmt, {})
-        rows.append([f"ours {fmt} (export_chunks) rows/s", _n(e.get("rows_per_s")), _n(pex.get("rows_per_s")),
+        rows.append([f"ours {fmt} (EventExporter) rows/s", _n(e.get("rows_per_s")), _n(pex.get("rows_per_s")),
                      _ratio(e.get("rows_per_s"), pex.get("rows_per_s"))])
         rows.append([f"{fmt} peak RSS MB (ours: whole process incl. engine; PG: backend)",
                      _n(e.get("peak_rss_mb")), _n(pex.get("backend_peak_rss_mb")),

@@ -38,6 +38,7 @@ from benchmarks.report import render
 from benchmarks.shapes import build_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from query_api.export import EventExporter
 from query_api.queries import EventReader
 
 logger = logging.getLogger("benchmarks.run")
@@ -158,7 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["ch_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in ch_pages.items()}
         results["ch_explain"] = {s.name: measure.explain(client, s, table) for s in shapes
                                  if ch_pages[s.name]["warm"].p99 > 20.0}
-        results["ch_export"] = {fmt: measure.ch_export(reader, dataset.BIG_WORKSPACE, fmt) for fmt in ("jsonl", "csv")}
+        results["ch_export"] = {fmt: measure.ch_export(EventExporter(client, table), dataset.BIG_WORKSPACE, fmt)
+                                 for fmt in ("jsonl", "csv")}
         workspaces = [dataset.workspace_name(i) for i in range(args.workspaces)]
         results["api_load"] = load_test(settings, shapes, workspaces, args.load_seconds, args.concurrency, workdir)
 

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from query_api.cursor import Cursor, Position
 from query_api.deps import ContextDep, CurrentUser
 from query_api.errors import InvalidCursor, InvalidFilter, NotFound
+from query_api.export import EventExporter
 from query_api.filters import EventFilters, parse_filters
 from query_api.models import ErrorOut, EventOut, EventPage
 from schemas.event import Actor
@@ -144,7 +145,7 @@ def export_events(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(
-        ctx.reader.export_chunks(workspace_id, filters, format),
+        EventExporter(ctx.client, ctx.settings.events_table).chunks(workspace_id, filters, format),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="audit-{workspace_id}-{stamp}.{format}"'},
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from producers.synthetic import EventGenerator
+from query_api.export import EventExporter
 from query_api.filters import EventFilters
 from tests.support.pipeline import all_pages, api_client, bearer, store_directly
 
@@ -180,7 +181,8 @@ def test_csv_export_has_a_header_and_the_payload_as_a_json_column(api):
 def test_export_streams_in_chunks_and_still_equals_all_pages(api):
     settings, client, _ = api
     context = client.app.state.context
-    chunks = list(context.reader.export_chunks(WS, EventFilters(), "jsonl", chunk_rows=17))
+    exporter = EventExporter(context.client, settings.events_table, chunk_rows=17)
+    chunks = list(exporter.chunks(WS, EventFilters(), "jsonl"))
     assert len(chunks) > 5
     exported = [json.loads(line)["id"] for chunk in chunks for line in chunk.decode().splitlines() if line]
     pages = all_pages(client, URL, bearer(settings, WS), {"limit": 200})

@@ -55,11 +55,13 @@ def test_exports_show_each_event_once(duplicated, fmt):
 
 
 def test_export_chunk_boundaries_do_not_split_or_repeat_copies(duplicated):
+    from query_api.export import EventExporter
     from query_api.filters import EventFilters
 
     settings, expected = duplicated
-    reader = api_client(settings).app.state.context.reader
-    chunks = list(reader.export_chunks(WS, EventFilters(), "jsonl", chunk_rows=7))
+    context = api_client(settings).app.state.context
+    exporter = EventExporter(context.client, settings.events_table, chunk_rows=7)
+    chunks = list(exporter.chunks(WS, EventFilters(), "jsonl"))
     ids = [json.loads(line)["id"] for chunk in chunks for line in chunk.decode().splitlines() if line]
     assert ids == expected
 
