@@ -31,8 +31,9 @@ class KafkaSettings(BaseModel):
 
 
 class ClickHouseSettings(BaseModel):
-    # chdb:///path selects the in-process engine; http(s)://user:pass@host:8123 a server.
-    dsn: str = "chdb:///var/auditlog/chdb"
+    # chdb:///absolute/path selects the in-process engine; http(s)://user:pass@host:8123 a server.
+    # Default: var/auditlog/chdb under the directory the process starts in.
+    dsn: str = Field(default_factory=lambda: f"chdb://{Path('var/auditlog/chdb').resolve()}")
     database: str = "audit"
     table: str = "events"
     # Empty: one server (clickhouse/NNNN_*.sql). A cluster name from the server's
