@@ -3,10 +3,8 @@
 -- The Distributed table {table} holds no data and keeps its columns as they
 -- are (only codecs change, no types).
 ALTER TABLE {database}.{table}_local ON CLUSTER '{cluster}'
-    MODIFY COLUMN id CODEC(ZSTD(1)),
-    MODIFY COLUMN occurred_at CODEC(Delta, ZSTD(1)),
+    MODIFY COLUMN occurred_at CODEC(T64, LZ4),
     MODIFY COLUMN actor_id CODEC(ZSTD(1)),
-    MODIFY COLUMN actor_display CODEC(ZSTD(1)),
     MODIFY COLUMN target_id CODEC(ZSTD(1)),
     MODIFY COLUMN target_display CODEC(ZSTD(1)),
     MODIFY COLUMN ip CODEC(ZSTD(1)),

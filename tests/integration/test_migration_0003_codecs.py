@@ -25,8 +25,8 @@ pytestmark = pytest.mark.clickhouse
 
 WS = "ws_codecs"
 NEW_CODECS = {
-    "id": "CODEC(ZSTD(1))", "occurred_at": "CODEC(Delta(8), ZSTD(1))", "actor_id": "CODEC(ZSTD(1))",
-    "actor_display": "CODEC(ZSTD(1))", "target_id": "CODEC(ZSTD(1))", "target_display": "CODEC(ZSTD(1))",
+    "id": "", "occurred_at": "CODEC(T64, LZ4)", "actor_id": "CODEC(ZSTD(1))",
+    "actor_display": "", "target_id": "CODEC(ZSTD(1))", "target_display": "CODEC(ZSTD(1))",
     "ip": "CODEC(ZSTD(1))", "user_agent": "CODEC(ZSTD(1))", "request_id": "CODEC(ZSTD(1))",
 }
 
@@ -79,8 +79,8 @@ def test_migrate_applies_the_codecs_once_to_a_table_with_rows_and_reads_do_not_c
     before_rows = _events_as_read(settings)
     assert len(before_rows) == len(events)
 
-    assert migrations.migrate(client, settings.clickhouse.database, settings.clickhouse.table) == [
-        "0003_set_column_codecs"]
+    applied = migrations.migrate(client, settings.clickhouse.database, settings.clickhouse.table)
+    assert applied[0] == "0003_set_column_codecs"  # and any later ones
     assert migrations.migrate(client, settings.clickhouse.database, settings.clickhouse.table) == []
 
     after_columns = _columns(settings)
