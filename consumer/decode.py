@@ -20,7 +20,6 @@ per-message cost.
 
 from __future__ import annotations
 
-import copy
 import io
 import re
 from datetime import UTC, datetime
@@ -42,24 +41,13 @@ _MIN_MICROS = int((datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) *
 _MAX_MICROS = int((datetime(2299, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
 
 
-def _without_logical_types(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-    if isinstance(schema, list):
-        return [_without_logical_types(v) for v in schema]
-    return schema
-
-
 class _Plain:
     """One writer version's schemas without logical types, for the fast path."""
 
     def __init__(self, writer: SchemaVersion, reader: SchemaVersion) -> None:
         self.version = writer.version
-        self.writer = fastavro.parse_schema(_without_logical_types(copy.deepcopy(writer.raw)))
-        self.reader = (
-            None if writer is reader
-            else fastavro.parse_schema(_without_logical_types(copy.deepcopy(reader.raw)))
-        )
+        self.writer = writer.plain
+        self.reader = None if writer is reader else reader.plain
 
 
 class MessageDecoder:

@@ -179,9 +179,9 @@ class EventReader:
              after: Position | None) -> tuple[list[dict[str, Any]], bool]:
         """Up to ``limit`` events newest first, and whether more exist past them.
 
-        The history is read in time windows growing backwards from the page's
-        top (the cursor, ``until``, or now): most pages are answered from the
-        newest day and so touch one partition instead of all of them.
+        The history is read in time windows backwards from the page's top (the
+        cursor, ``until``, or now; see ``page_windows``): most pages are answered
+        from the newest days and so touch one partition instead of all of them.
         """
         wanted = int(limit) + 1
         unique: list[Sequence[Any]] = []
