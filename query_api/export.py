@@ -132,7 +132,7 @@ class EventExporter:
         span = max((newest - oldest) * (_FILL * self._chunk_rows / count), _MIN_SPAN)
         after: Position | None = None
         while True:
-            lo = (after.occurred_at if after else newest + _MIN_SPAN) - span
+            lo = max((after.occurred_at if after else newest + _MIN_SPAN) - span, oldest)
             query = build_where(workspace_id, filters, after)
             sql = (
                 f"SELECT {', '.join(COLUMNS)} FROM {self._table}"
@@ -152,7 +152,9 @@ class EventExporter:
             if lo <= oldest:
                 return
             after = Position(lo, _BEFORE_ALL_IDS)  # the window is done: the next one ends where it began
-            span = max(span * min(max(_FILL * self._chunk_rows / max(rows, 1), 0.5), 4.0), _MIN_SPAN)
+            # An empty window (a gap in the history) always widens the next one, so gaps cost few queries.
+            growth = min(max(_FILL * self._chunk_rows / rows, 0.5), 4.0) if rows else 4.0
+            span = min(max(span * growth, _MIN_SPAN), newest - oldest + _MIN_SPAN)
 
     def _pieces(self, data: bytes) -> Iterator[bytes]:
         if len(data) <= self._piece_bytes:
