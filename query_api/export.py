@@ -73,7 +73,9 @@ _SETTINGS: dict[str, tuple[str, str]] = {
     "csv": ("CSV", _ISO),
 }
 
-DEFAULT_CHUNK_ROWS = 200_000
+# Measured on 2M rows: 50k rows run as fast as 200k (638k against 616k rows/s JSONL) with 208 MB
+# of RSS growth against 559 MB; the chunk bounds the memory, not the history.
+DEFAULT_CHUNK_ROWS = 50_000
 _MIN_SPAN = timedelta(microseconds=1)
 _FILL = 0.8
 # With the keyset condition "before (t, id)", this id means "before t": no UUID is smaller.

@@ -1,4 +1,4 @@
-"""Reading the events table: pages, one event, export chunks.
+"""Reading the events table: pages and one event (the export is query_api/export.py).
 
 Every read orders by the table's sort key, newest first, and collapses
 copies of a row that the ReplacingMergeTree has not merged yet. Copies share
@@ -10,8 +10,8 @@ the whole sort key, so they are adjacent in that order:
   the page, it reads on from the last row. ``LIMIT 1 BY`` or ``FINAL`` in
   the engine would do the same but, measured on 3M rows of one workspace,
   made a page read the whole workspace (245 ms and 20 ms against 13 ms).
-- exports, which read everything anyway, use ``LIMIT 1 BY occurred_at, id``
-  inside chunks bounded by keyset positions.
+- exports (query_api/export.py) use ``LIMIT 1 BY occurred_at, id`` inside
+  chunks bounded by a time window and a keyset position.
 
 All values reach the engine through server-side ``{name:Type}`` parameters,
 never through string formatting.
@@ -20,7 +20,7 @@ never through string formatting.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,30 +35,6 @@ SELECT_COLUMNS = (
     "id, occurred_at, action, category, actor_kind, actor_id, actor_display, "
     "target_kind, target_id, target_display, payload, ip, user_agent, request_id, service"
 )
-
-# One JSON object per row, built by the engine: the export's hot path never
-# touches rows in Python. Keys and shapes match EventOut.
-JSON_LINE = (
-    "concat('{\"id\":', toJSONString(toString(id)),"
-    " ',\"workspace_id\":', toJSONString(workspace_id),"
-    " ',\"occurred_at\":', toJSONString(formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC')),"
-    " ',\"action\":', toJSONString(action),"
-    " ',\"category\":', toJSONString(category),"
-    " ',\"actor\":{\"kind\":', toJSONString(actor_kind), ',\"id\":', toJSONString(actor_id),"
-    " ',\"display\":', toJSONString(actor_display), '}',"
-    " ',\"target\":{\"kind\":', toJSONString(target_kind), ',\"id\":', toJSONString(target_id),"
-    " ',\"display\":', toJSONString(target_display), '}',"
-    " ',\"payload\":', payload,"
-    " ',\"context\":{\"ip\":', toJSONString(ip), ',\"user_agent\":', toJSONString(user_agent),"
-    " ',\"request_id\":', toJSONString(request_id), ',\"service\":', toJSONString(service), '}}')"
-)
-
-CSV_COLUMNS = (
-    "toString(id) AS id, workspace_id, formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS occurred_at,"
-    " action, category, actor_kind, actor_id, actor_display, target_kind, target_id, target_display,"
-    " payload, ip, user_agent, request_id, service"
-)
-
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
@@ -215,46 +191,3 @@ class EventReader:
         )
         rows = self._client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)}).result_rows
         return row_to_event(rows[0], workspace_id) if rows else None
-
-    def export_chunks(self, workspace_id: str, filters: EventFilters, fmt: str,
-                      chunk_rows: int = 50_000) -> Iterator[bytes]:
-        """The whole filtered history as JSONL or CSV bytes, in keyset chunks of bounded size.
-
-        Each chunk is one engine query whose rows the engine formats itself; the
-        process holds one chunk at a time whatever the size of the history.
-        """
-        order = " ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id"
-        after: Position | None = None
-        first = True
-        while True:
-            query = build_where(workspace_id, filters, after)
-            # The boundary needs no collapsing (a chunk may come out a few rows short), and
-            # without LIMIT BY the engine stops reading after it instead of reading on to the end.
-            boundary = self._client.query(
-                f"SELECT occurred_at, id FROM {self._table} WHERE {query.where}"
-                f" ORDER BY occurred_at DESC, id DESC LIMIT 1 OFFSET {int(chunk_rows) - 1}",
-                parameters=query.parameters,
-            ).result_rows
-            where, params = query.where, dict(query.parameters)
-            if boundary:
-                where += (
-                    " AND (occurred_at > {lo_t:DateTime64(6, 'UTC')}"
-                    " OR (occurred_at = {lo_t:DateTime64(6, 'UTC')} AND id >= {lo_id:UUID}))"
-                )
-                params["lo_t"] = _ch_time(_as_utc(boundary[0][0]))
-                params["lo_id"] = str(boundary[0][1])
-            if fmt == "csv":
-                sql = f"SELECT {CSV_COLUMNS} FROM {self._table} WHERE {where}{order}"
-                # The CSV columns alias occurred_at and id to formatted strings; WHERE and ORDER BY must
-                # still mean the table's columns, or a since/until filter compares a string to a time.
-                data = self._client.raw_query(sql, parameters=params, fmt="CSVWithNames" if first else "CSV",
-                                              settings={"prefer_column_name_to_alias": 1})
-            else:
-                sql = f"SELECT {JSON_LINE} FROM {self._table} WHERE {where}{order}"
-                data = self._client.raw_query(sql, parameters=params, fmt="TabSeparatedRaw")
-            if data:
-                yield data
-            first = False
-            if not boundary:
-                return
-            after = Position(_as_utc(boundary[0][0]), boundary[0][1])
