@@ -204,7 +204,7 @@ class LocalKafka:
         )
 
     def _format_storage(self, java: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             [java, "-cp", f"{self.config.jars_dir.resolve()}/*", "kafka.tools.StorageTool", "format",
              "--standalone", "-t", cluster_id, "-c", str(self.properties)],
@@ -218,6 +218,18 @@ class LocalKafka:
             return self.console_log.read_text(errors="replace")[-3000:]
         except FileNotFoundError:
             return "(no log)"
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own Uuid.randomUuid, it never starts with '-': the storage tool's argument
+    parser would take such an id for an option (a formatting failure about 1 start in 32).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _reap(pid: int) -> None:
