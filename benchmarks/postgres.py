@@ -91,6 +91,7 @@ def find_bin_dir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
         logger.info("bench_postgres_install reason=missing")
+        subprocess.run(["apt-get", "update", "-q"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True,
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
