@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from auditlog.settings import Settings
-from tests.integration.test_consumer_support import committed_and_end, make_events
+from tests.integration.test_consumer_support import caught_up, make_events
 from tests.support.pipeline import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -72,12 +72,6 @@ def _verify(env: dict[str, str], expected_ids: list[str]) -> None:
     check_facts(result["facts"], result["api"], expected_ids)
 
 
-def _caught_up(settings: Settings) -> bool:
-    committed, end = committed_and_end(settings.kafka.bootstrap_servers, settings.consumer.group_id,
-                                       settings.kafka.topic, settings.kafka.partitions)
-    return end > 0 and committed == end
-
-
 def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -110,7 +104,7 @@ def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings
         # The killed consumers may have caught up already: wait until this one runs, so that
         # the SIGTERM below tests a graceful stop and not a process still starting up.
         _wait(lambda: b"consumer_started" in log.read_bytes(), 60, "the last consumer to start")
-        _wait(lambda: _caught_up(settings), 240, "the last consumer to catch up")
+        _wait(lambda: caught_up(settings), 240, "the last consumer to catch up")
     finally:
         final.send_signal(signal.SIGTERM)
         assert final.wait(60) == 0
@@ -130,9 +124,9 @@ def test_sigterm_during_a_batch_stores_it_commits_and_exits_0(settings, tmp_path
         try:
             _wait(lambda: b"partitions_assigned" in log.read_bytes(), 60, "the consumer to join")
             time.sleep(3)  # it reads all 3000 into the open batch
-            assert not _caught_up(settings), "the batch was committed before SIGTERM; the test proves nothing"
+            assert not caught_up(settings), "the batch was committed before SIGTERM; the test proves nothing"
         finally:
             consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(60) == 0, log.read_text()[-2000:]
-    assert _caught_up(settings)
+    assert caught_up(settings)
     _verify(env, ids)

@@ -25,7 +25,12 @@ from schemas.catalog import load_catalog
 from schemas.codec import default_codec
 from schemas.event import Actor, AuditEvent, RequestContext, Target, uuid7
 from tests.integration.test_consumer_faults import _run, _send_raw, _wait
-from tests.integration.test_consumer_support import assert_exactly_once_as_read, committed_and_end, make_events
+from tests.integration.test_consumer_support import (
+    assert_exactly_once_as_read,
+    caught_up,
+    committed_and_end,
+    make_events,
+)
 from tests.support.pipeline import produce, stored_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -127,9 +132,7 @@ def test_the_engine_path_dead_letters_what_the_reference_path_refuses_and_stores
     fallbacks = _fallbacks()
     stop = threading.Event()
     thread, result = _run(build_consumer(settings, stop))
-    group, topic, parts = settings.consumer.group_id, settings.kafka.topic, settings.kafka.partitions
-    _wait(lambda: (lambda c, e: c == e)(*committed_and_end(settings.kafka.bootstrap_servers, group, topic, parts)),
-          60, "the consumer to pass the poison")
+    _wait(lambda: caught_up(settings), 60, "the consumer to pass the poison")
     stop.set()
     thread.join(30)
     assert result.get("ok") is True

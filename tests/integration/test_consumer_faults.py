@@ -25,6 +25,7 @@ from schemas.catalog import load_catalog
 from schemas.codec import default_codec
 from tests.integration.test_consumer_support import (
     assert_exactly_once_as_read,
+    caught_up,
     committed_and_end,
     make_events,
 )
@@ -145,9 +146,8 @@ def test_poison_messages_go_to_the_dlq_with_their_origin_and_a_fixed_consumer_re
     writer = ClickHouseWriter.for_client(get_client(settings.clickhouse.dsn), settings.events_table,
                                          initial_backoff=0.1, max_backoff=1, stop=stop)
     thread, result = _run(ConsumerRunner(settings, writer, stop=stop, decoder=MessageDecoder(codec, buggy)))
-    group, topic, parts = settings.consumer.group_id, settings.kafka.topic, settings.kafka.partitions
-    _wait(lambda: (lambda c, e: c == e)(*committed_and_end(settings.kafka.bootstrap_servers, group, topic, parts)),
-          60, "the consumer to pass the poison")
+    topic = settings.kafka.topic
+    _wait(lambda: caught_up(settings), 60, "the consumer to pass the poison")
     stop.set()
     thread.join(30)
     assert result.get("ok") is True
@@ -168,8 +168,7 @@ def test_poison_messages_go_to_the_dlq_with_their_origin_and_a_fixed_consumer_re
     stop2 = threading.Event()
     thread, result = _run(build_consumer(settings, stop2))
     _wait(lambda: stored_count(settings) == len(ids) + len(extra_ids), 60, "the replayed events to be stored")
-    _wait(lambda: (lambda c, e: c == e)(*committed_and_end(settings.kafka.bootstrap_servers, group, topic, parts)),
-          60, "the consumer to pass the replayed poison")
+    _wait(lambda: caught_up(settings), 60, "the consumer to pass the replayed poison")
     stop2.set()
     thread.join(30)
     assert result.get("ok") is True

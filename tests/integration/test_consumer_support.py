@@ -33,6 +33,13 @@ def committed_and_end(bootstrap: str, group: str, topic: str, partitions: int) -
     return committed, end
 
 
+
+def caught_up(settings: Settings) -> bool:
+    """The consumer group has committed every message of the topic (and the topic has some)."""
+    committed, end = committed_and_end(settings.kafka.bootstrap_servers, settings.consumer.group_id,
+                                       settings.kafka.topic, settings.kafka.partitions)
+    return end > 0 and committed == end
+
 SHOWN = (
     "SELECT id FROM {t} ORDER BY workspace_id, occurred_at DESC, id DESC LIMIT 1 BY workspace_id, occurred_at, id"
 )
