@@ -42,7 +42,8 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from clickhouse.migrations import migrate
 
     ch = settings.clickhouse
-    applied = migrate(get_client(ch.dsn), ch.database, ch.table, cluster=ch.cluster, retention_days=ch.retention_days)
+    applied = migrate(get_client(ch.dsn, ch.uncompressed_cache_mb), ch.database, ch.table, cluster=ch.cluster,
+                      retention_days=ch.retention_days)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
     return 0
 

@@ -54,7 +54,7 @@ def demo_tokens(settings: Settings) -> dict[str, str]:
 
 def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int:
     """Emit the reference workspace's history unless it already has events; returns how many were sent."""
-    client = get_client(settings.clickhouse.dsn)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
     existing = client.query(
         f"SELECT count() FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
         parameters={"ws": settings.demo.workspace_id},
@@ -86,8 +86,8 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         local_kafka(settings).start()
     ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic],
                   settings.kafka.partitions)
-    migrate(get_client(settings.clickhouse.dsn), settings.clickhouse.database, settings.clickhouse.table,
-            retention_days=settings.clickhouse.retention_days)
+    ch = settings.clickhouse
+    migrate(get_client(ch.dsn, ch.uncompressed_cache_mb), ch.database, ch.table, retention_days=ch.retention_days)
 
     stop = threading.Event()
     runner = build_consumer(settings, stop)

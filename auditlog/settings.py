@@ -43,6 +43,10 @@ class ClickHouseSettings(BaseModel):
     # Rows older than this many days are dropped (TTL); 0 keeps everything.
     # `auditlog migrate` makes the table's TTL match it (docs/runbook.md, Retention).
     retention_days: int = Field(default=0, ge=0)
+    # Embedded engine only (a server has its own uncompressed_cache_size): MiB of decompressed
+    # column blocks kept for the reads that ask for it (pages, single events). Halved warm page
+    # latency on the 10M benchmark (docs/performance.md); 0 turns it off.
+    uncompressed_cache_mb: int = Field(default=256, ge=0)
 
 
 class ProducerSettings(BaseModel):

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "clickhouse": {"dsn": dsn, "database": DATABASE, "table": TABLE},
             "api": {"jwt_secret": "bench-secret-with-at-least-32-bytes!!", "cursor_secret": "bench-cursor"},
         })
-        client = get_client(dsn)
+        client = get_client(dsn, settings.clickhouse.uncompressed_cache_mb)
         migrate(client, DATABASE, TABLE)
         table = settings.events_table
 

@@ -16,14 +16,20 @@ _clients: dict[str, Client] = {}
 _lock = threading.Lock()
 
 
-def get_client(dsn: str) -> Client:
-    """The process-wide client for ``dsn`` (created on first use)."""
+def get_client(dsn: str, uncompressed_cache_mb: int = 0) -> Client:
+    """The process-wide client for ``dsn`` (created on first use).
+
+    ``uncompressed_cache_mb`` sizes the embedded engine's cache of decompressed
+    blocks; the engine starts once per process, so the first call decides it.
+    A server ignores it (its cache is server configuration).
+    """
     with _lock:
         client = _clients.get(dsn)
         if client is None:
             if is_embedded(dsn):
                 _ensure_chdb_dir(dsn)
-                client = clickhouse_connect.get_client(dsn=dsn)
+                options = {"uncompressed_cache_size": str(uncompressed_cache_mb * 1024 * 1024)}
+                client = clickhouse_connect.get_client(dsn=dsn, chdb_options=options)
             else:
                 # No HTTP session: the API queries from many threads at once.
                 client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)

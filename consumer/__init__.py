@@ -19,7 +19,7 @@ def build_consumer(settings: Settings, stop: threading.Event | None = None,
                    kafka_overrides: dict[str, Any] | None = None) -> ConsumerRunner:
     """A consumer that writes to the configured ClickHouse table."""
     stop = stop or threading.Event()
-    client = get_client(settings.clickhouse.dsn)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
     writer = ClickHouseWriter.for_client(
         client,
         settings.events_table,

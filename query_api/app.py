@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_context(settings: Settings, audit_producer: AuditProducer | None = None) -> ApiContext:
-    client = get_client(settings.clickhouse.dsn)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
     return ApiContext(
         settings=settings,
         client=client,

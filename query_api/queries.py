@@ -43,7 +43,9 @@ PAGE_SLACK = 8
 PAGE_WINDOWS = (timedelta(days=2),)
 # Each part is read in reverse key order; without buffering, a stream stops at the page's
 # rows instead of reading ahead (measured on 3M rows: common-actor page 31 → 19 ms median).
-PAGE_SETTINGS = {"read_in_order_use_buffering": 0}
+# Pages keep the decompressed blocks they read (10M events, warm p50: rare actor 62 → 34 ms,
+# no filter 12 → 6 ms); exports do not, so one export cannot evict every page's blocks.
+PAGE_SETTINGS = {"read_in_order_use_buffering": 0, "use_uncompressed_cache": 1}
 
 
 @dataclass(frozen=True)
@@ -189,5 +191,6 @@ class EventReader:
             f"SELECT {SELECT_COLUMNS} FROM {self._table}"
             " WHERE workspace_id = {ws:String} AND id = {id:UUID} LIMIT 1"
         )
-        rows = self._client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)}).result_rows
+        rows = self._client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)},
+                                  settings=PAGE_SETTINGS).result_rows
         return row_to_event(rows[0], workspace_id) if rows else None
