@@ -11,6 +11,7 @@ decode and insert rates measured alone, which are what limit the consumer.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import threading
 import time
@@ -137,6 +138,7 @@ def main() -> None:
               f"({args.events:,} in {elapsed:.1f}s, batch {batch}, {seconds}s)")
     finally:
         kafka.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,15 @@ def _require_marker(request: pytest.FixtureRequest, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    with services.kafka_service() as bootstrap:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Under pytest's base temp dir, which keeps only the last few runs' folders.
+    with services.kafka_service(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
-def clickhouse_dsn() -> Iterator[str]:
-    with services.clickhouse_service() as dsn:
+def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with services.clickhouse_service(tmp_path_factory.mktemp("chdb")) as dsn:
         yield dsn
 
 

@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,7 +80,7 @@ def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings, tmp_path):
-    dsn = f"chdb://{tempfile.mkdtemp(prefix='auditlog-kill-')}"
+    dsn = f"chdb://{tmp_path / 'chdb'}"
     env = _env(settings, dsn, batch_max_events="5000", batch_max_seconds="0.5")
     assert _auditlog("migrate", env=env).wait(120) == 0
     events = make_events(100_000, seed=8)
@@ -113,7 +112,7 @@ def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings
 
 
 def test_sigterm_during_a_batch_stores_it_commits_and_exits_0(settings, tmp_path):
-    dsn = f"chdb://{tempfile.mkdtemp(prefix='auditlog-term-')}"
+    dsn = f"chdb://{tmp_path / 'chdb'}"
     # A batch that closes neither by size nor by time within the test: SIGTERM must close it.
     env = _env(settings, dsn, batch_max_events="1000000", batch_max_seconds="600")
     assert _auditlog("migrate", env=env).wait(120) == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -38,11 +37,11 @@ def _port() -> int:
 
 
 @pytest.fixture
-def own_broker(kafka_bootstrap) -> Iterator[LocalKafka]:
+def own_broker(kafka_bootstrap, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     repo = Path(__file__).resolve().parents[2]
     kafka = LocalKafka(LocalKafkaConfig(
         bootstrap_servers=f"127.0.0.1:{_port()}", controller_port=_port(),
-        data_dir=Path(tempfile.mkdtemp(prefix="auditlog-outage-kafka-")),
+        data_dir=tmp_path_factory.mktemp("outage-kafka"),
         jars_dir=Path(os.environ.get("AUDITLOG_KAFKA__LOCAL_JARS_DIR", repo / "var" / "kafka-lib")),
         heap="384m", partitions=2,
     ))

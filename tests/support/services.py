@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +34,8 @@ def docker_engine_answers() -> bool:
 
 
 @contextmanager
-def kafka_service() -> Iterator[str]:
+def kafka_service(workdir: Path) -> Iterator[str]:
+    """A Kafka bootstrap address; a local broker keeps its data under ``workdir``."""
     given = os.environ.get("AUDITLOG_TEST_KAFKA_BOOTSTRAP")
     if given:
         USED["kafka"] = f"given ({given})"
@@ -51,7 +51,7 @@ def kafka_service() -> Iterator[str]:
     from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 
     repo = Path(__file__).resolve().parents[2]
-    data_dir = Path(tempfile.mkdtemp(prefix="auditlog-test-kafka-"))
+    data_dir = workdir
     # Free ports, so that several test runs (CI, a developer, helpers) can share a machine.
     broker_port, controller_port = _free_port(), _free_port()
     kafka = LocalKafka(
@@ -73,7 +73,8 @@ def kafka_service() -> Iterator[str]:
 
 
 @contextmanager
-def clickhouse_service() -> Iterator[str]:
+def clickhouse_service(workdir: Path) -> Iterator[str]:
+    """A ClickHouse DSN; the embedded engine keeps its data under ``workdir``."""
     given = os.environ.get("AUDITLOG_TEST_CLICKHOUSE_DSN")
     if given:
         USED["clickhouse"] = "given server"
@@ -90,7 +91,7 @@ def clickhouse_service() -> Iterator[str]:
         return
     # chDB opens one data path per process: the whole test session shares it,
     # and each test gets its own database.
-    path = tempfile.mkdtemp(prefix="auditlog-test-chdb-")
+    path = str(workdir)
     USED["clickhouse"] = f"chDB in-process ({path})"
     yield f"chdb://{path}"
 
