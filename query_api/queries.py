@@ -38,9 +38,15 @@ SELECT_COLUMNS = (
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
-# How far back from its top a page looks first; if that does not fill the page, one more query reads
-# the rest of the history (a selective filter must scan it anyway: more windows only add queries).
-PAGE_WINDOWS = (timedelta(days=2),)
+# How far back from its top a page looks first (WindowPlan): most pages fill from the newest days and
+# so touch one partition. The next window holds the missing rows this many times over at the density
+# the first one matched; after this many bounded windows, one query reads the rest of the history.
+PAGE_FIRST_WINDOW = timedelta(days=2)
+PAGE_WINDOW_MARGIN = 2.0
+PAGE_BOUNDED_WINDOWS = 2
+# A window that would span longer than this reads about as much as the rest of the history (whole
+# monthly partitions): then the rest is read at once.
+PAGE_MAX_WINDOW = timedelta(days=31)
 # Each part is read in reverse key order; without buffering, a stream stops at the page's
 # rows instead of reading ahead (measured on 3M rows: common-actor page 31 → 19 ms median).
 # Pages keep the decompressed blocks they read (10M events, warm p50: rare actor 62 → 34 ms,
@@ -102,24 +108,51 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
     return Query(" AND ".join(clauses), params)
 
 
-def page_windows(after: Position | None, filters: EventFilters,
-                 now: datetime | None = None) -> list[tuple[datetime | None, datetime | None]]:
+Window = tuple[datetime | None, datetime | None]
+
+
+class WindowPlan:
     """Disjoint time windows, newest first, that together cover everything a page may show.
+
+    The first window is the newest ``PAGE_FIRST_WINDOW`` below the page's top
+    (the cursor, ``until``, or now). Each next one is sized from how densely
+    the windows so far matched: long enough to hold the rows still missing
+    ``PAGE_WINDOW_MARGIN`` times over, so a filter that matched a few rows a
+    day reads weeks, not the whole history, and one that matched nothing
+    reads the rest at once, as does one that would need more than
+    ``PAGE_MAX_WINDOW``. After ``PAGE_BOUNDED_WINDOWS`` bounded windows the
+    next is the rest of the history, which caps a page's queries.
 
     Copies of an event share its occurred_at, so they never straddle two windows.
     """
-    top = after.occurred_at if after is not None else filters.until
-    anchor = top or now or datetime.now(UTC)
-    windows: list[tuple[datetime | None, datetime | None]] = []
-    upper: datetime | None = None
-    for span in PAGE_WINDOWS:
-        lower = anchor - span
-        if filters.since is not None and lower <= filters.since:
-            break
-        windows.append((lower, upper))
-        upper = lower
-    windows.append((None, upper))
-    return windows
+
+    def __init__(self, after: Position | None, filters: EventFilters, now: datetime | None = None) -> None:
+        top = after.occurred_at if after is not None else filters.until
+        self._anchor = top or now or datetime.now(UTC)
+        self._since = filters.since
+        self._lower: datetime | None = self._anchor
+        self._bounded = 0
+
+    def next(self, found: int, wanted: int) -> Window | None:
+        """The window after the ones read so far, which matched ``found`` rows; None when all are read."""
+        if self._lower is None or found >= wanted:
+            return None
+        covered = self._anchor - self._lower
+        if self._bounded == 0:
+            span: timedelta | None = PAGE_FIRST_WINDOW
+        elif found == 0 or self._bounded >= PAGE_BOUNDED_WINDOWS:
+            span = None
+        else:
+            span = covered * ((wanted - found) / found * PAGE_WINDOW_MARGIN)
+            if span > PAGE_MAX_WINDOW:
+                span = None
+        upper = self._lower if self._bounded else None
+        lower = None if span is None else self._lower - span
+        if lower is not None and self._since is not None and lower <= self._since:
+            lower = None  # ``since`` bounds the query anyway
+        self._lower = lower
+        self._bounded += 1
+        return (lower, upper)
 
 
 def _ch_time(moment: datetime) -> str:
@@ -157,14 +190,15 @@ class EventReader:
              after: Position | None) -> tuple[list[dict[str, Any]], bool]:
         """Up to ``limit`` events newest first, and whether more exist past them.
 
-        The history is read in time windows backwards from the page's top (the
-        cursor, ``until``, or now; see ``page_windows``): most pages are answered
-        from the newest days and so touch one partition instead of all of them.
+        The history is read in time windows backwards from the page's top (see
+        ``WindowPlan``): most pages are answered from the newest days and so
+        touch one partition instead of all of them.
         """
         wanted = int(limit) + 1
         unique: list[Sequence[Any]] = []
         position = after
-        for window in page_windows(after, filters):
+        plan = WindowPlan(after, filters)
+        while (window := plan.next(len(unique), wanted)) is not None:
             while True:
                 fetch = wanted - len(unique) + PAGE_SLACK
                 query = build_where(workspace_id, filters, position, window)
@@ -181,8 +215,6 @@ class EventReader:
                     break
                 last = unique[-1]
                 position = Position(_as_utc(last[1]), last[0])
-            if len(unique) >= wanted:
-                break
         events = [row_to_event(r, workspace_id) for r in unique[:limit]]
         return events, len(unique) > limit
 

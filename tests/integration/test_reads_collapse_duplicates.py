@@ -78,3 +78,22 @@ def test_pages_continue_seamlessly_across_the_recent_window_and_the_rest(clickho
     client = api_client(clickhouse_settings)
     got = all_pages(client, f"/v1/workspaces/{WS}/audit/events", bearer(clickhouse_settings, WS), {"limit": 7})
     assert [e["id"] for e in got] == expected
+
+
+def test_a_page_spanning_the_newest_days_a_sized_window_and_the_rest_shows_each_event_once(clickhouse_settings):
+    """10 events in the newest two days size a second window (~16 days); the page ends in older history."""
+    ws = "ws_three_windows"
+    now = datetime.now(UTC)
+    generator = EventGenerator(seed=23)
+    newest = list(generator.history([ws], 10, now - timedelta(days=1, hours=12), now))
+    middle = list(generator.history([ws], 15, now - timedelta(days=15), now - timedelta(days=3)))
+    oldest = list(generator.history([ws], 40, now - timedelta(days=200), now - timedelta(days=30)))
+    everything = newest + middle + oldest
+    store_directly(clickhouse_settings, everything, token="a")
+    store_directly(clickhouse_settings, newest[-2:] + middle[:3] + middle[-3:] + oldest[:3], token="b")
+    expected = [str(e.id) for e in sorted(everything, key=lambda e: (e.occurred_at, e.id), reverse=True)]
+    client = api_client(clickhouse_settings)
+    path, auth = f"/v1/workspaces/{ws}/audit/events", bearer(clickhouse_settings, ws)
+    first = client.get(path, headers=auth, params={"limit": 50}).json()
+    assert [e["id"] for e in first["data"]] == expected[:50]
+    assert [e["id"] for e in all_pages(client, path, auth, {"limit": 50})] == expected

@@ -6,33 +6,83 @@ from datetime import UTC, datetime, timedelta
 
 from query_api.cursor import Position
 from query_api.filters import EventFilters
-from query_api.queries import PAGE_WINDOWS, page_windows
+from query_api.queries import (
+    PAGE_BOUNDED_WINDOWS,
+    PAGE_FIRST_WINDOW,
+    PAGE_MAX_WINDOW,
+    PAGE_WINDOW_MARGIN,
+    Window,
+    WindowPlan,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+WANTED = 51
 
 
-def _covers_everything(windows):
+def _windows(plan: WindowPlan, found_per_window: list[int], wanted: int = WANTED) -> list[Window]:
+    """Drive a plan as EventReader.page does: each window matched the next count of rows."""
+    windows: list[Window] = []
+    found = 0
+    counts = iter(found_per_window)
+    while (window := plan.next(found, wanted)) is not None:
+        windows.append(window)
+        found += next(counts, 0)
+    return windows
+
+
+def _covers_everything(windows: list[Window]) -> None:
     """Disjoint, newest first, open at both ends of the whole range."""
     assert windows[0][1] is None and windows[-1][0] is None
     for (lower, _), (_, upper) in itertools.pairwise(windows):
         assert lower == upper
 
 
-def test_a_first_page_looks_at_the_newest_days_then_at_the_rest():
-    windows = page_windows(None, EventFilters(), now=NOW)
-    _covers_everything(windows)
-    assert windows[0] == (NOW - PAGE_WINDOWS[0], None)
+def test_a_first_page_looks_at_the_newest_days_first():
+    windows = _windows(WindowPlan(None, EventFilters(), now=NOW), [WANTED])
+    assert windows == [(NOW - PAGE_FIRST_WINDOW, None)]
+
+
+def test_a_filter_that_matched_nothing_in_the_newest_days_reads_the_rest_at_once():
+    windows = _windows(WindowPlan(None, EventFilters(actor="mallory"), now=NOW), [0, 3])
+    assert windows == [(NOW - PAGE_FIRST_WINDOW, None), (None, NOW - PAGE_FIRST_WINDOW)]
+
+
+def test_the_next_window_is_sized_from_how_densely_the_first_matched():
+    windows = _windows(WindowPlan(None, EventFilters(category="members"), now=NOW), [11, 40])
+    first_lower = NOW - PAGE_FIRST_WINDOW
+    expected_span = PAGE_FIRST_WINDOW * ((WANTED - 11) / 11 * PAGE_WINDOW_MARGIN)
+    assert windows == [(first_lower, None), (first_lower - expected_span, first_lower)]
+
+
+def test_a_window_longer_than_the_maximum_becomes_the_rest_of_the_history():
+    windows = _windows(WindowPlan(None, EventFilters(actor="rare"), now=NOW), [1, 5])
+    assert (PAGE_FIRST_WINDOW * (WANTED - 1) * PAGE_WINDOW_MARGIN) > PAGE_MAX_WINDOW
+    assert windows[1] == (None, NOW - PAGE_FIRST_WINDOW)
+
+
+def test_windows_always_cover_the_whole_history_and_their_number_is_capped():
+    for found in ([1, 1, 1, 1, 1], [10, 1, 1, 1], [25, 0, 0], [0], [50, 0, 0, 0]):
+        windows = _windows(WindowPlan(None, EventFilters(), now=NOW), found)
+        _covers_everything(windows)
+        assert len(windows) <= PAGE_BOUNDED_WINDOWS + 1
 
 
 def test_a_cursor_anchors_the_windows_at_its_position():
     at = datetime(2026, 3, 1, tzinfo=UTC)
-    windows = page_windows(Position(at, uuid.uuid4()), EventFilters(), now=NOW)
+    windows = _windows(WindowPlan(Position(at, uuid.uuid4()), EventFilters(), now=NOW), [0])
     _covers_everything(windows)
-    assert windows[0][0] == at - PAGE_WINDOWS[0]
+    assert windows[0][0] == at - PAGE_FIRST_WINDOW
 
 
-def test_until_anchors_the_windows_and_since_makes_them_unnecessary():
+def test_until_anchors_the_windows_and_a_near_since_makes_them_unnecessary():
     until = datetime(2026, 6, 1, tzinfo=UTC)
-    assert page_windows(None, EventFilters(until=until), now=NOW)[0][0] == until - PAGE_WINDOWS[0]
+    assert _windows(WindowPlan(None, EventFilters(until=until), now=NOW), [WANTED])[0][0] == until - PAGE_FIRST_WINDOW
     short = EventFilters(since=until - timedelta(hours=1), until=until)
-    assert page_windows(None, short, now=NOW) == [(None, None)]
+    assert _windows(WindowPlan(None, short, now=NOW), [3]) == [(None, None)]
+
+
+def test_since_ends_the_plan_with_an_open_window():
+    until = datetime(2026, 6, 1, tzinfo=UTC)
+    filters = EventFilters(since=until - timedelta(days=5), until=until)
+    windows = _windows(WindowPlan(None, filters, now=NOW), [10, 10])
+    assert windows == [(until - PAGE_FIRST_WINDOW, None), (None, until - PAGE_FIRST_WINDOW)]
