@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from query_api.cursor import Cursor, Position
 from query_api.deps import ContextDep, CurrentUser
 from query_api.errors import InvalidCursor, InvalidFilter, NotFound
-from query_api.export import EventExporter
+from query_api.export import EventExporter, ExportFormat
 from query_api.filters import EventFilters, parse_filters
 from query_api.models import ErrorOut, EventOut, EventPage
 from schemas.event import Actor
@@ -32,27 +33,39 @@ ERRORS: dict[int | str, dict[str, object]] = {
 WorkspaceId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Workspace id")
 ]
-CategoryQ = Annotated[str | None, Query(max_length=64, description="A category chip key; 'all' or none for all")]
-ActorQ = Annotated[
-    str | None, Query(max_length=1000, description="Case-insensitive substring of the actor's email or token name")
-]
-TargetKindQ = Annotated[str | None, Query(max_length=64, description="A target kind key")]
-ActionQ = Annotated[str | None, Query(max_length=128, description="An exact action name")]
-SinceQ = Annotated[
-    str | None,
-    Query(max_length=64, description="From this date (start of the UTC day) or datetime with offset, inclusive"),
-]
-UntilQ = Annotated[
-    str | None,
-    Query(max_length=64, description="Up to this date (end of the UTC day, inclusive) or datetime with offset"),
-]
+
+
+class FilterQuery(BaseModel):
+    """The filters a listing, an export and an export link all take, as query parameters."""
+
+    category: str | None = Field(None, max_length=64, description="A category chip key; 'all' or none for all")
+    actor: str | None = Field(
+        None, max_length=1000, description="Case-insensitive substring of the actor's email or token name"
+    )
+    target_kind: str | None = Field(None, max_length=64, description="A target kind key")
+    action: str | None = Field(None, max_length=128, description="An exact action name")
+    since: str | None = Field(
+        None, max_length=64,
+        description="From this date (start of the UTC day) or datetime with offset, inclusive",
+    )
+    until: str | None = Field(
+        None, max_length=64,
+        description="Up to this date (end of the UTC day, inclusive) or datetime with offset",
+    )
+
+    def given(self) -> dict[str, str]:
+        """The filters that were set, by name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+Filters = Annotated[FilterQuery, Query()]
 
 
 def _resolve(
-    ctx: ContextDep, workspace_id: str, cursor: str | None, limit: int | None, **raw: str | None
+    ctx: ContextDep, workspace_id: str, cursor: str | None, limit: int | None, query: FilterQuery
 ) -> tuple[EventFilters, int, Position | None]:
     """The filters, page size and position of a request, checking a cursor against the filters given."""
-    filters = parse_filters(ctx.catalog, **raw)
+    filters = parse_filters(ctx.catalog, **query.model_dump())
     if limit is not None and not 1 <= limit <= ctx.settings.api.max_limit:
         raise InvalidFilter(f"limit must be between 1 and {ctx.settings.api.max_limit}.")
     if cursor is None:
@@ -71,21 +84,13 @@ def list_events(
     ctx: ContextDep,
     user: CurrentUser,
     workspace_id: WorkspaceId,
-    category: CategoryQ = None,
-    actor: ActorQ = None,
-    target_kind: TargetKindQ = None,
-    action: ActionQ = None,
-    since: SinceQ = None,
-    until: UntilQ = None,
+    query: Filters,
     limit: Annotated[int | None, Query(ge=1, le=200, description="Rows per page, 1-200 (default 50)")] = None,
     cursor: Annotated[str | None, Query(max_length=4096, description="next_cursor of the previous page")] = None,
 ) -> EventPage:
     """One page of the workspace's audit events; all filters compose."""
     user.require_reader(workspace_id)
-    filters, size, after = _resolve(
-        ctx, workspace_id, cursor, limit,
-        category=category, actor=actor, target_kind=target_kind, action=action, since=since, until=until,
-    )
+    filters, size, after = _resolve(ctx, workspace_id, cursor, limit, query)
     events, more = ctx.reader.page(workspace_id, filters, size, after)
     next_cursor = None
     if more and events:
@@ -128,19 +133,12 @@ def export_events(
     ctx: ContextDep,
     user: CurrentUser,
     workspace_id: WorkspaceId,
-    format: Annotated[Literal["jsonl", "csv"], Query(description="jsonl (one JSON object a line) or csv")] = "jsonl",
-    category: CategoryQ = None,
-    actor: ActorQ = None,
-    target_kind: TargetKindQ = None,
-    action: ActionQ = None,
-    since: SinceQ = None,
-    until: UntilQ = None,
+    query: Filters,
+    format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv")] = "jsonl",
 ) -> StreamingResponse:
     """Every event matching the filters, streamed; equal to all pages of the list concatenated."""
     user.require_reader(workspace_id)
-    filters = parse_filters(
-        ctx.catalog, category=category, actor=actor, target_kind=target_kind, action=action, since=since, until=until
-    )
+    filters = parse_filters(ctx.catalog, **query.model_dump())
     _record_export(ctx, user.user_id, user.email, workspace_id, format, filters)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     media = "text/csv" if format == "csv" else "application/x-ndjson"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
@@ -22,18 +22,9 @@ from pydantic import BaseModel
 
 from query_api.deps import ContextDep, CurrentUser
 from query_api.errors import NotAuthenticated
+from query_api.export import ExportFormat
 from query_api.filters import parse_filters
-from query_api.routes.events import (
-    ERRORS,
-    ActionQ,
-    ActorQ,
-    CategoryQ,
-    SinceQ,
-    TargetKindQ,
-    UntilQ,
-    WorkspaceId,
-    export_events,
-)
+from query_api.routes.events import ERRORS, FilterQuery, Filters, WorkspaceId, export_events
 from query_api.security import Principal
 from query_api.signing import SignedJson
 
@@ -42,8 +33,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}/audit", tags=["audit events"])
 
 TICKET_SECONDS = 60
-Format = Literal["jsonl", "csv"]
-FILTER_NAMES = ("category", "actor", "target_kind", "action", "since", "until")
 
 
 class ExportLinkOut(BaseModel):
@@ -80,22 +69,15 @@ def create_export_link(
     ctx: ContextDep,
     user: CurrentUser,
     workspace_id: WorkspaceId,
-    format: Annotated[Format, Query(description="jsonl or csv")] = "jsonl",
-    category: CategoryQ = None,
-    actor: ActorQ = None,
-    target_kind: TargetKindQ = None,
-    action: ActionQ = None,
-    since: SinceQ = None,
-    until: UntilQ = None,
+    query: Filters,
+    format: Annotated[ExportFormat, Query(description="jsonl or csv")] = "jsonl",
 ) -> ExportLinkOut:
     """Check access and filters now, so that a bad question fails here with its message, not in the download."""
     user.require_reader(workspace_id)
-    raw = {"category": category, "actor": actor, "target_kind": target_kind, "action": action,
-           "since": since, "until": until}
-    parse_filters(ctx.catalog, **raw)
+    parse_filters(ctx.catalog, **query.model_dump())
     ticket = TicketSigner(ctx.settings.api.cursor_secret).issue(
         {"ws": workspace_id, "sub": user.user_id, "email": user.email, "role": user.role_in(workspace_id),
-         "fmt": format, "f": {k: v for k, v in raw.items() if v is not None}, "exp": int(time.time()) + TICKET_SECONDS}
+         "fmt": format, "f": query.given(), "exp": int(time.time()) + TICKET_SECONDS}
     )
     url = f"/v1/workspaces/{workspace_id}/audit/export-downloads?{urlencode({'ticket': ticket})}"
     return ExportLinkOut(url=url, expires_in=TICKET_SECONDS)
@@ -113,6 +95,6 @@ def download_export(
     principal = Principal(user_id=str(claims["sub"]), email=str(claims["email"]),
                           roles={workspace_id: str(claims["role"])})
     raw = claims.get("f")
-    filters = {k: str(v) for k, v in raw.items() if k in FILTER_NAMES} if isinstance(raw, dict) else {}
-    fmt: Format = "csv" if claims.get("fmt") == "csv" else "jsonl"
-    return export_events(ctx, principal, workspace_id, fmt, **filters)
+    query = FilterQuery.model_validate(raw if isinstance(raw, dict) else {})
+    fmt: ExportFormat = "csv" if claims.get("fmt") == "csv" else "jsonl"
+    return export_events(ctx, principal, workspace_id, query, fmt)
