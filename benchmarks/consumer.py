@@ -3,7 +3,10 @@
 Starts a throwaway local broker (Kafka from its Maven Central jars) and a
 throwaway chDB path, preloads the topic with pre-encoded events (consumer
 only) or produces them while consuming (end to end: producer → Kafka →
-consumer → visible through a query), and prints events/s. It also prints the
+consumer → visible through a query), and prints events/s. End to end, the
+producers are separate processes, as the services that emit events are: a
+producer thread inside the consumer's process would share its interpreter
+lock and measure the two taking turns. It also prints the
 decode and insert rates measured alone, which are what limit the consumer.
 """
 
@@ -11,12 +14,14 @@ decode and insert rates measured alone, which are what limit the consumer.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -60,6 +65,53 @@ def _encoded(n: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _produce(settings: Settings, index: int, count: int, ready: Any, go: Any) -> None:
+    """One producer service: builds its events, waits for the start signal, emits them all, flushes."""
+    gen = EventGenerator(seed=100 + index)
+    events = list(gen.history([f"ws_{i}" for i in range(20)], count,
+                              datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)))
+    with AuditProducer(settings) as producer:
+        ready.set()
+        go.wait()
+        for event in events:
+            producer.emit_event(event)
+
+
+def _end_to_end(settings: Settings, n: int, producers: int) -> float:
+    """Seconds from the producers' start until the table holds all ``n`` events."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that has the engine loaded
+    go = ctx.Event()
+    procs, readies = [], []
+    for i in range(producers):
+        ready = ctx.Event()
+        share = n // producers + (1 if i < n % producers else 0)
+        proc = ctx.Process(target=_produce, args=(settings, i, share, ready, go), daemon=True)
+        proc.start()
+        procs.append(proc)
+        readies.append(ready)
+    try:
+        for ready in readies:
+            if not ready.wait(600):
+                raise RuntimeError("a producer process did not get ready")
+        stop = threading.Event()
+        runner = build_consumer(settings, stop)
+        thread = threading.Thread(target=runner.run, daemon=True)
+        started = time.perf_counter()
+        thread.start()
+        go.set()
+        while _stored(settings) < n:
+            time.sleep(0.05)
+            if not any(p.is_alive() for p in procs) and any(p.exitcode for p in procs):
+                raise RuntimeError(f"a producer process failed: exit codes {[p.exitcode for p in procs]}")
+        elapsed = time.perf_counter() - started
+        stop.set()
+        thread.join(60)
+        return elapsed
+    finally:
+        for proc in procs:
+            proc.join(60)
+
+
 def _stored(settings: Settings) -> int:
     return int(get_client(settings.clickhouse.dsn).query(f"SELECT count() FROM {settings.events_table}")
                .result_rows[0][0])
@@ -85,6 +137,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch_max_events (default: the setting's)")
     parser.add_argument("--seconds", type=float, default=None, help="batch_max_seconds")
     parser.add_argument("--end-to-end", action="store_true")
+    parser.add_argument("--producers", type=int, default=1, help="producer processes (end to end)")
     args = parser.parse_args()
     defaults = Settings().consumer
     batch = args.batch or defaults.batch_max_events
@@ -113,19 +166,10 @@ def main() -> None:
         print(f"insert alone:  {len(rows) / (time.perf_counter() - t):,.0f} rows/s ({len(rows)}-row insert)")
         client.command("TRUNCATE TABLE bench.events")
         if args.end_to_end:
-            gen = EventGenerator(seed=2)
-            events = list(gen.history([f"ws_{i}" for i in range(20)], args.events,
-                                      datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)))
-
-            def emit() -> None:
-                with AuditProducer(settings) as producer:
-                    for event in events:
-                        producer.emit_event(event)
-
-            threading.Thread(target=emit, daemon=True).start()
-            elapsed = _consume_until(settings, args.events)
+            elapsed = _end_to_end(settings, args.events, args.producers)
             print(f"end to end (AuditProducer.emit → Kafka → consumer → count() sees all): "
-                  f"{args.events / elapsed:,.0f} events/s ({args.events:,} in {elapsed:.1f}s, batch {batch})")
+                  f"{args.events / elapsed:,.0f} events/s ({args.events:,} in {elapsed:.1f}s, batch {batch},"
+                  f" {args.producers} producer process{'es' if args.producers > 1 else ''})")
             return
         producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20,
                              "compression.type": "zstd", "queue.buffering.max.messages": 2_000_000})
