@@ -21,6 +21,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
+from schemas.avro_writer import compile_writer
 from schemas.errors import DecodeError, UnknownSchemaFingerprint
 
 MAGIC = b"\xc3\x01"
@@ -98,6 +99,7 @@ class EventCodec:
         self.writer = self._by_version[writer_version or newest]
         self.reader = self._by_version[reader_version or newest]
         self._header = MAGIC + self.writer.fingerprint
+        self._write_body = compile_writer(without_logical_types(self.writer.raw))
 
     @property
     def versions(self) -> list[SchemaVersion]:
@@ -116,10 +118,7 @@ class EventCodec:
                 raise ValueError("occurred_at must be timezone-aware")
             plain["occurred_at"] = _micros(occurred)
         plain["id"] = str(plain.get("id"))
-        buf = io.BytesIO()
-        buf.write(self._header)
-        fastavro.schemaless_writer(buf, self.writer.plain, plain)
-        return buf.getvalue()
+        return self._header + self._write_body(plain)
 
     def writer_of(self, message: bytes) -> SchemaVersion:
         if len(message) < HEADER_LENGTH or message[:2] != MAGIC:
