@@ -28,6 +28,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import COLUMNS
+from schemas.avro_writer import encode_long
 from schemas.catalog import Catalog
 from schemas.codec import SchemaVersion
 from schemas.event import ACTOR_KINDS
@@ -108,31 +109,21 @@ JSON_SETTINGS = {
 }
 
 
-def _zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _avro_string(data: bytes) -> bytes:
-    return _zigzag(len(data)) + data
+    return encode_long(len(data)) + data
 
 
 def object_container(schema: dict[str, Any], bodies: Sequence[bytes]) -> bytes:
     """An Avro object container file holding ``bodies`` (schemaless encodings) in one block."""
     sync = os.urandom(16)
     meta = (
-        _zigzag(2)
+        encode_long(2)
         + _avro_string(b"avro.schema") + _avro_string(json.dumps(schema).encode())
         + _avro_string(b"avro.codec") + _avro_string(b"null")
-        + _zigzag(0)
+        + encode_long(0)
     )
     data = b"".join(bodies)
-    return b"Obj\x01" + meta + sync + _zigzag(len(bodies)) + _zigzag(len(data)) + data + sync
+    return b"Obj\x01" + meta + sync + encode_long(len(bodies)) + encode_long(len(data)) + data + sync
 
 
 class EngineDecodeRejected(Exception):

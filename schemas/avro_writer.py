@@ -30,7 +30,8 @@ class UnsupportedSchema(ValueError):
     """The schema uses an Avro type this writer does not compile."""
 
 
-def _zigzag(n: int) -> bytes:
+def encode_long(n: int) -> bytes:
+    """An Avro long: zigzag, then little-endian base-128 varint."""
     n = (n << 1) ^ (n >> 63)
     out = bytearray()
     while n & ~0x7F:
@@ -41,11 +42,11 @@ def _zigzag(n: int) -> bytes:
 
 
 # Lengths, counts and union indexes are small: look them up instead of encoding them.
-_SMALL = tuple(_zigzag(i) for i in range(1024))
+_SMALL = tuple(encode_long(i) for i in range(1024))
 
 
 def _long_bytes(n: int) -> bytes:
-    return _SMALL[n] if 0 <= n < 1024 else _zigzag(n)
+    return _SMALL[n] if 0 <= n < 1024 else encode_long(n)
 
 
 def compile_writer(schema: Any) -> Callable[[Any], bytes]:
