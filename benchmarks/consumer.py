@@ -167,9 +167,9 @@ def main() -> None:
         client.command("TRUNCATE TABLE bench.events")
         if args.end_to_end:
             elapsed = _end_to_end(settings, args.events, args.producers)
-            print(f"end to end (AuditProducer.emit → Kafka → consumer → count() sees all): "
-                  f"{args.events / elapsed:,.0f} events/s ({args.events:,} in {elapsed:.1f}s, batch {batch},"
-                  f" {args.producers} producer process{'es' if args.producers > 1 else ''})")
+            processes = f"{args.producers} producer process{'es' if args.producers > 1 else ''}"
+            print(f"end to end, {processes} (AuditProducer.emit → Kafka → consumer → count() sees all): "
+                  f"{args.events / elapsed:,.0f} events/s ({args.events:,} in {elapsed:.1f}s, batch {batch})")
             return
         producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20,
                              "compression.type": "zstd", "queue.buffering.max.messages": 2_000_000})

@@ -90,15 +90,15 @@ def ingest(args: argparse.Namespace) -> dict[str, Any] | None:
     """The ingest figures of ``benchmarks.consumer`` (the consumer's own benchmark), if it exists.
 
     It runs in child processes (its own broker and chDB path): once with a
-    preloaded topic (consumer alone) and once with ``--end-to-end`` (producer
-    -> Kafka -> consumer -> visible). Its printed ``label: N events/s`` lines
+    preloaded topic (consumer alone) and twice with ``--end-to-end`` (producer
+    -> Kafka -> consumer -> visible), with one and with two producer processes. Its printed ``label: N events/s`` lines
     become figures; a failure is reported, not hidden.
     """
     if args.no_ingest or not (Path(__file__).parent / "consumer.py").exists():
         return None
     events = 20_000 if args.quick else args.ingest_events
     result: dict[str, Any] = {"events": events, "figures": {}, "failures": []}
-    for extra in ([], ["--end-to-end"]):
+    for extra in ([], ["--end-to-end"], ["--end-to-end", "--producers", "2"]):
         cmd = [sys.executable, "-m", "benchmarks.consumer", "--events", str(events), *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         if proc.returncode != 0:

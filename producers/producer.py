@@ -169,9 +169,9 @@ class AuditProducer:
     def produce_encoded(self, key: bytes, value: bytes, event_id: str) -> None:
         """Queue an already-encoded message; spools it if the local queue is full."""
         try:
-            self._producer.produce(
-                self._topic, value=value, key=key, on_delivery=self._delivery_handler(event_id, key, value)
-            )
+            # Without a report hook one shared callback serves every message: no closure per event.
+            callback = self._delivered if self._on_delivery is None else self._delivery_handler(event_id, key, value)
+            self._producer.produce(self._topic, value=value, key=key, on_delivery=callback)
         except BufferError:
             # The local queue is full (broker down for long, or a burst): never block the caller.
             self._spool.append(key, value)
@@ -226,13 +226,27 @@ class AuditProducer:
                 PRODUCER_DELIVERED.inc()
                 self._report(DeliveryReport(event_id, key.decode(), True, False, None, msg.partition(), msg.offset()))
                 return
-            PRODUCER_FAILED.inc()
-            self._spool.append(key, value)
-            PRODUCER_SPOOLED.inc()
-            logger.error("producer_delivery_failed_spooled event_id=%s error=%s", event_id, err.str())
+            self._spool_undelivered(err, key, value, event_id)
             self._report(DeliveryReport(event_id, key.decode(), False, True, err.str(), None, None))
 
         return on_delivery
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            PRODUCER_DELIVERED.inc()
+            return
+        key, value = msg.key() or b"", msg.value() or b""
+        try:
+            event_id = str(self._codec.decode(value)["id"])
+        except Exception:  # only names the event in the log line; the bytes are spooled either way
+            event_id = "unknown"
+        self._spool_undelivered(err, key, value, event_id)
+
+    def _spool_undelivered(self, err: KafkaError, key: bytes, value: bytes, event_id: str) -> None:
+        PRODUCER_FAILED.inc()
+        self._spool.append(key, value)
+        PRODUCER_SPOOLED.inc()
+        logger.error("producer_delivery_failed_spooled event_id=%s error=%s", event_id, err.str())
 
     def _report(self, report: DeliveryReport) -> None:
         if self._on_delivery is None:

@@ -93,3 +93,16 @@ def test_postgres_holds_the_same_events_and_returns_the_same_pages(quick_run: tu
     for name, q in result["questions"].items():
         assert q["ch_rows"] == q["pg_rows"], name
     assert "ours/PG" in table
+
+
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+def test_the_end_to_end_ingest_benchmark_stores_every_event_from_separate_producer_processes() -> None:
+    """``benchmarks.consumer --end-to-end`` returns only once the table holds every produced event."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.consumer", "--events", "3000", "--end-to-end", "--producers", "2"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("end to end, 2 producer processes"))
+    assert "(3,000 in " in line

@@ -113,7 +113,10 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_when_it_returns(out
 
 
 @pytest.mark.slow
-def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(outage_settings, own_broker):
+@pytest.mark.parametrize("with_reports", [True, False], ids=["report-hook", "no-hook"])
+def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(outage_settings, own_broker,
+                                                                                with_reports):
+    # Without a report hook the producer uses one shared delivery callback: it must spool just the same.
     settings = outage_settings.model_copy(update={
         "producer": outage_settings.producer.model_copy(update={"delivery_timeout_ms": 2_000})})
     delivered_first = _events(20, seed=31)
@@ -123,13 +126,15 @@ def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(
     own_broker.stop()
     lost_without_spool = _events(50, seed=32)
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    producer = AuditProducer(settings, on_delivery=reports.append if with_reports else None,
+                             kafka_overrides={"log_level": 0})
     for event in lost_without_spool:
         producer.emit_event(event)
     producer.flush(15)
     producer.close(timeout=1)
     spool = Spool(settings.producer.spool_dir)
     assert len(spool) == 50
+    assert len(reports) == (50 if with_reports else 0)
     assert all(r.spooled and not r.delivered for r in reports)
     # One event that did reach the broker is in the spool too (a delivery report lost in a crash):
     # the replay sends it again with the same id, and readers still see it once.
