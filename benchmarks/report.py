@@ -84,6 +84,9 @@ def render(r: dict[str, Any]) -> str:
                      _ratio(e.get("peak_rss_mb"), pex.get("backend_peak_rss_mb"))])
         growth = (e.get("peak_rss_mb") or 0) - (e.get("rss_before_mb") or 0)
         rows.append([f"{fmt} RSS growth during export MB (ours)", _n(growth), "", ""])
+        rows.append([f"{fmt} first of the two runs, rows/s (the figure above is the second)",
+                     _n(e.get("first_rows_per_s")), _n(pex.get("first_rows_per_s")),
+                     _ratio(e.get("first_rows_per_s"), pex.get("first_rows_per_s"))])
     rows.append(["rows exported", _n(ex.get("jsonl", {}).get("rows")), _n(pex.get("rows")), ""])
     parts += ["### Export of the biggest workspace (PG: COPY (SELECT ...) TO STDOUT CSV)",
               _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
