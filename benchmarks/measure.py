@@ -94,6 +94,7 @@ def ch_pages(client: Client, reader: EventReader, shapes: list[Shape], warm: int
             if page_cache:
                 drop_os_cache()
             drop_ch_caches(client)
+            reader.densities.clear()  # cold: a first visit, no density remembered from earlier pages
             ms, cold_lat.rows = timed(run)
             cold_lat.samples.append(ms)
         for _ in range(min(3, warm)):

@@ -86,3 +86,31 @@ def test_since_ends_the_plan_with_an_open_window():
     filters = EventFilters(since=until - timedelta(days=5), until=until)
     windows = _windows(WindowPlan(None, filters, now=NOW), [10, 10])
     assert windows == [(until - PAGE_FIRST_WINDOW, None), (None, until - PAGE_FIRST_WINDOW)]
+
+
+DAY = 86_400.0
+
+
+def test_a_rare_filter_remembered_from_an_earlier_page_reads_the_whole_history_at_once():
+    rare = 22 / (365 * DAY)  # matches a second
+    assert _windows(WindowPlan(None, EventFilters(actor="mallory"), now=NOW, density=rare), [22]) == [(None, None)]
+
+
+def test_a_remembered_density_sizes_the_first_window():
+    density = 7 / DAY
+    windows = _windows(WindowPlan(None, EventFilters(category="integrations"), now=NOW, density=density), [WANTED])
+    span = timedelta(seconds=WANTED / density * PAGE_WINDOW_MARGIN)
+    assert windows == [(NOW - span, None)]
+
+
+def test_a_dense_filter_never_gets_a_first_window_narrower_than_the_default():
+    windows = _windows(WindowPlan(None, EventFilters(), now=NOW, density=1000.0), [WANTED])
+    assert windows == [(NOW - PAGE_FIRST_WINDOW, None)]
+
+
+def test_a_wrong_density_costs_queries_but_the_windows_still_cover_everything():
+    # Remembered as dense, but this time the filter matches little: more windows, nothing skipped.
+    for found in ([0, 0], [3, 1, 0], [10, 10, 10]):
+        windows = _windows(WindowPlan(None, EventFilters(actor="x"), now=NOW, density=50 / DAY), found)
+        _covers_everything(windows)
+        assert len(windows) <= PAGE_BOUNDED_WINDOWS + 1
