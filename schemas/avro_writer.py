@@ -74,9 +74,9 @@ def _compile(schema: Any, named: dict[str, Writer], path: str) -> Writer:
     if kind == "record":
         return _record(schema, named, path)
     if kind == "map":
-        return _map(_compile(schema["values"], named, f"{path}.<value>"))
+        return _map(_compile(schema["values"], named, f"{path}.<value>"), path)
     if kind == "array":
-        return _array(_compile(schema["items"], named, f"{path}[]"))
+        return _array(_compile(schema["items"], named, f"{path}[]"), path)
     if isinstance(kind, str | list):
         return _compile(kind, named, path)
     raise UnsupportedSchema(f"{path}: Avro type {kind!r} is not supported by the compiled writer")
@@ -145,15 +145,15 @@ def _record(schema: Mapping[str, Any], named: dict[str, Writer], path: str) -> W
     return write_record
 
 
-def _map(write_value: Writer) -> Writer:
+def _map(write_value: Writer, path: str) -> Writer:
     def write_map(datum: Any, out: list[bytes]) -> None:
         if not isinstance(datum, Mapping):
-            raise TypeError(f"expected a map, got {type(datum).__name__}")
+            raise TypeError(f"{path}: expected a map, got {type(datum).__name__}")
         if datum:
             out.append(_long_bytes(len(datum)))
             for key, value in datum.items():
                 if not isinstance(key, str):
-                    raise TypeError(f"map keys must be strings, got {type(key).__name__}")
+                    raise TypeError(f"{path}: map keys must be strings, got {type(key).__name__}")
                 raw = key.encode()
                 out.append(_long_bytes(len(raw)))
                 out.append(raw)
@@ -162,10 +162,10 @@ def _map(write_value: Writer) -> Writer:
     return write_map
 
 
-def _array(write_item: Writer) -> Writer:
+def _array(write_item: Writer, path: str) -> Writer:
     def write_array(datum: Any, out: list[bytes]) -> None:
         if not isinstance(datum, list | tuple):
-            raise TypeError(f"expected an array, got {type(datum).__name__}")
+            raise TypeError(f"{path}: expected an array, got {type(datum).__name__}")
         if datum:
             out.append(_long_bytes(len(datum)))
             for item in datum:

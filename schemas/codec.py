@@ -65,7 +65,8 @@ class SchemaVersion:
     fingerprint: bytes
     # The same schema without logical-type annotations: identical bytes on the wire and the
     # same fingerprint (canonical form drops logicalType), but fastavro skips the per-value
-    # uuid/datetime conversions, which cost about half of an encode.
+    # uuid/datetime conversions. The consumer's reference decoder reads with it; encoding
+    # uses the compiled writer (schemas/avro_writer.py).
     plain: Any
 
 
