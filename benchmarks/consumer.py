@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,19 +96,12 @@ def _end_to_end(settings: Settings, n: int, producers: int) -> float:
         for ready in readies:
             if not ready.wait(600):
                 raise RuntimeError("a producer process did not get ready")
-        stop = threading.Event()
-        runner = build_consumer(settings, stop)
-        thread = threading.Thread(target=runner.run, daemon=True)
-        started = time.perf_counter()
-        thread.start()
-        go.set()
-        while _stored(settings) < n:
-            time.sleep(0.05)
+
+        def check_producers() -> None:
             if not any(p.is_alive() for p in procs) and any(p.exitcode for p in procs):
                 raise RuntimeError(f"a producer process failed: exit codes {[p.exitcode for p in procs]}")
-        elapsed = time.perf_counter() - started
-        stop.set()
-        thread.join(60)
+
+        elapsed, _sustained = _consume_until(settings, n, on_start=go.set, check=check_producers)
         return elapsed
     finally:
         for proc in procs:
@@ -119,9 +113,14 @@ def _stored(settings: Settings) -> int:
                .result_rows[0][0])
 
 
-def _consume_until(settings: Settings, n: int) -> tuple[float, float]:
+def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = lambda: None,
+                   check: Callable[[], None] = lambda: None) -> tuple[float, float]:
     """Seconds from the consumer's start until all ``n`` events are stored, and the sustained
-    events/s from the first stored batch to the last (without joining the group and the first fill)."""
+    events/s from the first stored batch to the last (without joining the group and the first fill).
+
+    ``on_start`` runs right after the consumer starts (the end-to-end run releases its producers
+    there); ``check`` runs while waiting and may raise to abandon the run.
+    """
     stop = threading.Event()
     runner = build_consumer(settings, stop)
     store = runner._store  # timed here: how much of the wall time the flusher thread spends storing
@@ -137,11 +136,13 @@ def _consume_until(settings: Settings, n: int) -> tuple[float, float]:
     thread = threading.Thread(target=runner.run, daemon=True)
     started = time.perf_counter()
     thread.start()
+    on_start()
     first: tuple[float, int] | None = None
     while (stored := _stored(settings)) < n:
         if first is None and stored:
             first = (time.perf_counter(), stored)
         time.sleep(0.05)
+        check()
     ended = time.perf_counter()
     stop.set()
     thread.join(60)
