@@ -60,7 +60,12 @@ def cmd_consume(settings: Settings, _args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(settings.consumer.metrics_port)
-    return 0 if runner.run() else 75
+    result = runner.run()
+    if result.ok:
+        return 0
+    print(f"auditlog consume: {result.reason}", file=sys.stderr)
+    # 75 (EX_TEMPFAIL): stopped while the store was failing, nothing lost; 1: could not go on.
+    return 1 if result.fatal else 75
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ prints the URL and bearer tokens.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ import uvicorn
 from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
-from consumer import build_consumer
+from consumer import RunResult, build_consumer
 from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
@@ -91,13 +92,28 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
 
     stop = threading.Event()
     runner = build_consumer(settings, stop)
-    consumer_thread = threading.Thread(target=runner.run, name="auditlog-consumer", daemon=True)
-    consumer_thread.start()
+    outcome: list[RunResult] = []
 
     producer = AuditProducer(settings)
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
-    app = create_app(build_context(settings, audit_producer=producer))
+
+    def consumer_ready() -> tuple[bool, str, str]:
+        report = runner.health.refresh_metric()
+        return report.ready, report.state, report.detail
+
+    app = create_app(build_context(settings, audit_producer=producer, readiness={"consumer": consumer_ready}))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port, log_level="warning"))
+
+    def consume() -> None:
+        outcome.append(runner.run())
+        if not outcome[-1].ok and not stop.is_set():
+            # The consumer cannot go on: the whole process stops and says why, rather than serving
+            # a log that silently stopped growing.
+            logger.error("consumer_failed reason=%s; stopping", outcome[-1].reason)
+            server.should_exit = True
+
+    consumer_thread = threading.Thread(target=consume, name="auditlog-consumer", daemon=True)
+    consumer_thread.start()
 
     def background() -> None:
         if seed:
@@ -112,6 +128,9 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         stop.set()
         producer.close(10)
         consumer_thread.join(timeout=30)
+    if outcome and not outcome[-1].ok:
+        print(f"auditlog up: the consumer stopped: {outcome[-1].reason}", file=sys.stderr)  # noqa: T201
+        return 1
     return 0
 
 

@@ -63,8 +63,20 @@ class ConsumerSettings(BaseModel):
     group_id: str = "auditlog-clickhouse"
     batch_max_events: int = Field(default=20_000, ge=1)
     batch_max_seconds: float = Field(default=1.0, gt=0)
-    retry_initial_seconds: float = 0.5
-    retry_max_seconds: float = 30.0
+    retry_initial_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=30.0, gt=0)
+    # A store failing longer than this is fatal: the consumer exits non-zero (nothing committed past
+    # stored rows) instead of retrying forever; its supervisor restarts it.
+    outage_max_seconds: float = Field(default=900.0, gt=0)
+    # Not ready (/readyz, auditlog_consumer_ready) when messages wait and nothing was stored for this long.
+    stall_seconds: float = Field(default=60.0, gt=0)
+    # How often the lag (high watermark - committed offset) is measured, apart from the loop.
+    lag_interval_seconds: float = Field(default=5.0, gt=0)
+    # The engine refuses an INSERT block spanning more monthly partitions than its
+    # max_partitions_per_insert_block (100): a batch spanning more is inserted in groups of months.
+    max_partitions_per_insert: int = Field(default=100, ge=1)
+    # On a server, staging tables older than this are leftovers of killed consumers and are dropped at start.
+    staging_leftover_seconds: int = Field(default=86_400, ge=60)
     # How long the group waits for a silent (crashed) consumer before giving its partitions to another.
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     # Static group membership (group.instance.id): a restarted consumer with the same id gets its

@@ -1,4 +1,17 @@
-"""The events table as the consumer writes it: columns, row mapping, the insert."""
+"""The events table's row shape, in one place: its columns, the two write mappings, the digest.
+
+- ``COLUMNS``: the stored columns in insert order (``tests/unit/test_row_shape.py``
+  checks them against the DDL of clickhouse/0001 and the cluster twin).
+- ``AVRO_RECORD_TO_ROW``: the SQL mapping the consumer uses, from a staged Avro
+  record (the schema's shape) to those columns. Every event the consumer stores
+  goes through it, whichever decode path found it valid, so the payload JSON is
+  the engine's one canonical text.
+- ``record_to_row``: the Python mapping, for fixtures and benchmarks that insert
+  rows directly. Its payload JSON is orjson's, which spells some floats
+  differently (``1.0`` where the engine writes ``1``); nothing in the product
+  stores through it.
+- ``EVENT_DIGEST``: what makes two stored rows the same event (clickhouse/0005).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +42,45 @@ COLUMNS: tuple[str, ...] = (
     "schema_version",
 )
 
+
+# The content of an event, for write-once ids: every stored column but schema_version and ingested_at.
+# Word for word the expression of clickhouse/0005_create_event_ids.sql (a unit test holds them equal).
+EVENT_DIGEST = (
+    "sipHash128(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), "
+    "toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, "
+    "ip, user_agent, request_id, toString(service))"
+)
+
+# Staged Avro record (columns named as the schema's fields) -> COLUMNS, with the schema version bound as
+# {version:UInt16}. Payload maps become one JSON text; an empty map is null (schemas/contract.py).
+AVRO_RECORD_TO_ROW: tuple[tuple[str, str], ...] = (
+    ("id", "toUUID(id)"),
+    ("workspace_id", "workspace_id"),
+    ("occurred_at", "fromUnixTimestamp64Micro(occurred_at, 'UTC')"),
+    ("action", "action"),
+    ("category", "category"),
+    ("actor_kind", "actor.kind"),
+    ("actor_id", "actor.id"),
+    ("actor_display", "actor.display"),
+    ("target_kind", "target.kind"),
+    ("target_id", "target.id"),
+    ("target_display", "target.display"),
+    ("payload", "concat('{\"before\":', if(empty(payload.before), 'null', toJSONString(payload.before)),"
+                " ',\"after\":', if(empty(payload.after), 'null', toJSONString(payload.after)), '}')"),
+    ("ip", "ifNull(context.ip, '')"),
+    ("user_agent", "ifNull(context.user_agent, '')"),
+    ("request_id", "ifNull(context.request_id, '')"),
+    ("service", "ifNull(context.service, '')"),
+    ("schema_version", "{version:UInt16}"),
+)
+assert tuple(c for c, _ in AVRO_RECORD_TO_ROW) == COLUMNS
+
+# How the engine writes the payload JSON (64-bit integers as numbers, NaN never reaches it).
+PAYLOAD_JSON_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_escape_forward_slashes": 0,
+    "output_format_json_quote_denormals": 0,
+}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -21,3 +21,22 @@ ENGINE_FALLBACKS = Counter(
     "auditlog_consumer_engine_fallbacks_total",
     "Batches (per schema version) the engine path declined and Python decoded instead",
 )
+ENGINE_SPLITS = Counter(
+    "auditlog_consumer_splits_total",
+    "Times a group was split: unparseable bodies set aside, months inserted in groups, refused rows bisected",
+)
+ID_CONFLICTS = Counter(
+    "auditlog_consumer_id_conflicts_total", "Events dead-lettered because their id is stored with other content"
+)
+REDELIVERED_SKIPPED = Counter(
+    "auditlog_consumer_redelivered_skipped_total", "Events skipped because the same event is already stored"
+)
+CONSUMER_READY = Gauge(
+    "auditlog_consumer_ready", "1 while the consumer makes progress (or has nothing to do), 0 otherwise"
+)
+CONSUMER_STATE = Gauge(
+    "auditlog_consumer_state", "The consumer's state (1 for the current one)", ["state"]
+)
+LAST_PROGRESS = Gauge(
+    "auditlog_consumer_last_progress_timestamp_seconds", "When the consumer last stored a batch or caught up"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -25,7 +26,8 @@ from schemas.catalog import load_catalog
 logger = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, audit_producer: AuditProducer | None = None) -> ApiContext:
+def build_context(settings: Settings, audit_producer: AuditProducer | None = None,
+                  readiness: dict[str, Callable[[], tuple[bool, str, str]]] | None = None) -> ApiContext:
     client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
     return ApiContext(
         settings=settings,
@@ -35,6 +37,7 @@ def build_context(settings: Settings, audit_producer: AuditProducer | None = Non
         cursors=CursorCodec(settings.api.cursor_secret),
         catalog=load_catalog(),
         audit_producer=audit_producer,
+        readiness=readiness or {},
     )
 
 

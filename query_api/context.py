@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
@@ -24,4 +25,6 @@ class ApiContext:
     catalog: Catalog
     # Records exports as audit events; None where the API runs without a broker.
     audit_producer: AuditProducer | None = None
-    ready: bool = True
+    # Parts running in this process that /readyz must ask, by name: each returns (ready, state, detail).
+    # The embedded mode adds its consumer, so readiness tells whether events are being stored.
+    readiness: dict[str, Callable[[], tuple[bool, str, str]]] = field(default_factory=dict)

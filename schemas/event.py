@@ -7,6 +7,7 @@ event at the call, and the consumer dead-letters one that slipped through
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -15,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.catalog import Catalog
+from schemas.contract import ACTOR_KINDS, OCCURRED_AT_END, OCCURRED_AT_MIN, WORKSPACE_ID_PATTERN, WORKSPACE_ID_RE
 from schemas.errors import InvalidEvent
 
 PayloadScalar = None | bool | int | float | str | list[str]
 PayloadMap = dict[str, PayloadScalar]
 
-ACTOR_KINDS = frozenset({"user", "api_token", "service", "agent"})
+__all__ = ["ACTOR_KINDS", "Actor", "AuditEvent", "RequestContext", "Target", "utc", "uuid7", "validate_record"]
 
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
@@ -85,7 +87,7 @@ class AuditEvent:
             "category": self.category,
             "actor": {"kind": self.actor.kind, "id": self.actor.id, "display": self.actor.display},
             "target": {"kind": self.target.kind, "id": self.target.id, "display": self.target.display},
-            "payload": {"before": self.before, "after": self.after},
+            "payload": {"before": _normalised(self.before), "after": _normalised(self.after)},
             "context": None
             if self.context is None
             else {
@@ -99,6 +101,15 @@ class AuditEvent:
         return record
 
 
+def _normalised(value: PayloadMap | None) -> PayloadMap | None:
+    """The map as the contract stores it: empty means absent, ``-0.0`` is ``0.0`` (schemas/contract.py)."""
+    if not value:
+        return None
+    if any(isinstance(v, float) and v == 0.0 for v in value.values()):
+        return {k: 0.0 if isinstance(v, float) and v == 0.0 else v for k, v in value.items()}
+    return value
+
+
 def _check_payload_map(name: str, value: Any) -> None:
     if value is None:
         return
@@ -107,6 +118,10 @@ def _check_payload_map(name: str, value: Any) -> None:
     for key, item in value.items():
         if not isinstance(key, str) or not key:
             raise InvalidEvent(f"payload.{name} has a key that is not a non-empty string: {key!r}")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidEvent(f"payload.{name}.{key} is {item}: NaN and infinities have no JSON form")
+        if isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            raise InvalidEvent(f"payload.{name}.{key} does not fit a 64-bit integer")
         if item is None or isinstance(item, bool | int | float | str):
             continue
         if isinstance(item, list | tuple) and all(isinstance(x, str) for x in item):
@@ -122,6 +137,11 @@ def validate_record(record: dict[str, Any], catalog: Catalog) -> None:
     workspace = record.get("workspace_id")
     if not isinstance(workspace, str) or not workspace.strip():
         raise InvalidEvent("workspace_id is empty: every event belongs to one workspace")
+    if WORKSPACE_ID_RE.fullmatch(workspace) is None:
+        raise InvalidEvent(
+            f"workspace_id {workspace[:140]!r} is not 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+            f" ({WORKSPACE_ID_PATTERN}): the query API could never serve it"
+        )
     spec = catalog.action(str(record.get("action")))
     if record.get("category") != spec.category:
         raise InvalidEvent(
@@ -144,6 +164,11 @@ def validate_record(record: dict[str, Any], catalog: Catalog) -> None:
     occurred = record.get("occurred_at")
     if not isinstance(occurred, datetime) or occurred.tzinfo is None:
         raise InvalidEvent("occurred_at must be a timezone-aware datetime (UTC)")
+    if not OCCURRED_AT_MIN <= occurred < OCCURRED_AT_END:
+        raise InvalidEvent(
+            f"occurred_at {occurred.isoformat()} is outside the accepted range"
+            f" [{OCCURRED_AT_MIN.date()}, {OCCURRED_AT_END.date()}) UTC"
+        )
     try:
         uuid.UUID(str(record.get("id")))
     except ValueError:

@@ -18,14 +18,22 @@ def healthz() -> HealthOut:
 
 
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}},
-            summary="The store answers queries")
+            summary="The store answers queries, and an in-process consumer makes progress")
 def readyz(ctx: ContextDep) -> Response:
+    checks: dict[str, str] = {}
+    ready = True
     try:
         ctx.client.query("SELECT 1")
+        checks["clickhouse"] = "ok"
     except Exception as err:  # any failure of the store means not ready
-        body = HealthOut(status="unavailable", checks={"clickhouse": type(err).__name__})
-        return JSONResponse(body.model_dump(), status_code=503)
-    return JSONResponse(HealthOut(status="ok", checks={"clickhouse": "ok"}).model_dump())
+        checks["clickhouse"] = type(err).__name__
+        ready = False
+    for name, check in ctx.readiness.items():
+        part_ready, state, detail = check()
+        checks[name] = state if not detail else f"{state}: {detail}"
+        ready = ready and part_ready
+    body = HealthOut(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

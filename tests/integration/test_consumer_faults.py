@@ -14,13 +14,10 @@ from confluent_kafka import Producer
 
 from auditlog.settings import Settings
 from clickhouse.client import get_client
-from clickhouse.events import insert_rows
 from consumer import build_consumer
-from consumer.decode import MessageDecoder
 from consumer.dlq_replay import list_dead_letters, replay_dead_letters
+from consumer.loop import ConsumerLoop
 from consumer.metrics import DLQ_MESSAGES, INSERT_RETRIES
-from consumer.runner import ConsumerRunner
-from consumer.writer import ClickHouseWriter
 from schemas.catalog import load_catalog
 from schemas.codec import default_codec
 from tests.integration.test_consumer_support import (
@@ -29,14 +26,15 @@ from tests.integration.test_consumer_support import (
     committed_and_end,
     make_events,
 )
+from tests.support.faults import FailingClient
 from tests.support.pipeline import produce, stored_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
-def _run(runner: ConsumerRunner) -> tuple[threading.Thread, dict[str, Any]]:
+def _run(runner: ConsumerLoop) -> tuple[threading.Thread, dict[str, Any]]:
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("ok", runner.run()), daemon=True)
+    thread = threading.Thread(target=lambda: result.setdefault("ok", runner.run().ok), daemon=True)
     thread.start()
     return thread, result
 
@@ -52,27 +50,16 @@ def _sample_counter(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
-class FailingStore:
-    """The real insert, made to raise while ``failing`` is set (the store unreachable)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._client = get_client(settings.clickhouse.dsn)
-        self._table = settings.events_table
-        self.failing = threading.Event()
-        self.refused = 0
-
-    def __call__(self, rows: Any, token: str) -> None:
-        if self.failing.is_set():
-            self.refused += 1
-            raise ConnectionError("ClickHouse unreachable (injected)")
-        insert_rows(self._client, self._table, rows, token)
+def fast_retries(settings: Settings, **changes: Any) -> Settings:
+    consumer = settings.consumer.model_copy(update={"retry_initial_seconds": 0.05, "retry_max_seconds": 0.4,
+                                                    **changes})
+    return settings.model_copy(update={"consumer": consumer})
 
 
 def test_a_failing_store_commits_nothing_past_stored_data_and_loses_nothing_after_recovery(settings):
-    store = FailingStore(settings)
+    store = FailingClient(get_client(settings.clickhouse.dsn))
     stop = threading.Event()
-    writer = ClickHouseWriter(store, initial_backoff=0.05, max_backoff=0.4, stop=stop)
-    runner = ConsumerRunner(settings, writer, stop=stop)
+    runner = build_consumer(fast_retries(settings), stop, client=store)
     first, second = make_events(3000, seed=2), make_events(3000, seed=3)
     retries_before = _sample_counter(INSERT_RETRIES)
     ids = produce(settings, first)
@@ -143,9 +130,7 @@ def test_poison_messages_go_to_the_dlq_with_their_origin_and_a_fixed_consumer_re
     catalog = load_catalog()
     buggy = dataclasses.replace(catalog, actions={k: v for k, v in catalog.actions.items() if k != held_back})
     stop = threading.Event()
-    writer = ClickHouseWriter.for_client(get_client(settings.clickhouse.dsn), settings.events_table,
-                                         initial_backoff=0.1, max_backoff=1, stop=stop)
-    thread, result = _run(ConsumerRunner(settings, writer, stop=stop, decoder=MessageDecoder(codec, buggy)))
+    thread, result = _run(build_consumer(settings, stop, catalog=buggy))
     topic = settings.kafka.topic
     _wait(lambda: caught_up(settings), 60, "the consumer to pass the poison")
     stop.set()

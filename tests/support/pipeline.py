@@ -37,7 +37,7 @@ def consume_until(settings: Settings, expected: int, timeout: float = 60.0) -> N
     stop = threading.Event()
     runner = build_consumer(settings, stop)
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("ok", runner.run()), daemon=True)
+    thread = threading.Thread(target=lambda: result.setdefault("ok", runner.run().ok), daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     try:

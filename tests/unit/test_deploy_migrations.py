@@ -19,6 +19,9 @@ def test_cluster_set_has_the_same_numbered_migrations_as_the_single_server_set()
 def test_every_cluster_statement_runs_on_the_named_cluster():
     for migration in load_migrations(cluster=True):
         for statement in migration.statements("audit", "events", "audit_cluster"):
+            if statement.startswith("INSERT INTO"):  # a one-off backfill through the Distributed tables
+                assert "_local" not in statement, statement
+                continue
             assert "ON CLUSTER 'audit_cluster'" in statement, statement
             assert "{cluster}" not in statement and "{database}" not in statement and "{table}" not in statement
 
