@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from auditlog.settings import Settings
 from clickhouse.client import get_client
@@ -36,8 +36,11 @@ def committed_and_end(bootstrap: str, group: str, topic: str, partitions: int) -
 
 def caught_up(settings: Settings) -> bool:
     """The consumer group has committed every message of the topic (and the topic has some)."""
-    committed, end = committed_and_end(settings.kafka.bootstrap_servers, settings.consumer.group_id,
-                                       settings.kafka.topic, settings.kafka.partitions)
+    try:
+        committed, end = committed_and_end(settings.kafka.bootstrap_servers, settings.consumer.group_id,
+                                           settings.kafka.topic, settings.kafka.partitions)
+    except KafkaException:  # the group's coordinator is still loading: not caught up yet
+        return False
     return end > 0 and committed == end
 
 SHOWN = (
