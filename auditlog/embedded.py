@@ -98,7 +98,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
 
     def consumer_ready() -> tuple[bool, str, str]:
-        report = runner.health.refresh_metric()
+        report = runner.health.report()
         return report.ready, report.state, report.detail
 
     app = create_app(build_context(settings, audit_producer=producer, readiness={"consumer": consumer_ready}))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from consumer.metrics import CONSUMER_LAG, CONSUMER_READY, CONSUMER_STATE, LAST_PROGRESS
+from consumer.metrics import CONSUMER_READY, CONSUMER_STATE, LAST_PROGRESS
 
 State = Literal["starting", "running", "retrying", "fatal", "stopped"]
 STATES: tuple[State, ...] = ("starting", "running", "retrying", "fatal", "stopped")
@@ -39,15 +39,17 @@ class ConsumerHealth:
         self._lock = threading.Lock()
         self._state: State = "starting"
         self._detail = ""
-        self._lag: dict[int, int] = {}
+        # Where the lag comes from (the Kafka source measures it on its own thread, so it stays true
+        # while the loop is blocked on a failing store).
+        self.lag_source: Callable[[], dict[int, int]] = dict
         self._progress_at: float | None = None
         self._set_state("starting", "")
+        CONSUMER_READY.set_function(lambda: 1.0 if self.report().ready else 0.0)
 
     def _set_state(self, state: State, detail: str) -> None:
         self._state, self._detail = state, detail
         for name in STATES:
             CONSUMER_STATE.labels(state=name).set(1 if name == state else 0)
-        CONSUMER_READY.set(1 if self.report().ready else 0)
 
     def running(self) -> None:
         with self._lock:
@@ -73,18 +75,8 @@ class ConsumerHealth:
             if self._state == "retrying":
                 self._set_state("running", "")
 
-    def lag(self, partition: int, lag: int) -> None:
-        with self._lock:
-            self._lag[partition] = lag
-            CONSUMER_LAG.labels(partition=str(partition)).set(lag)
-
-    def forget(self, partitions: list[int]) -> None:
-        with self._lock:
-            for p in partitions:
-                self._lag.pop(p, None)
-
     def report(self) -> HealthReport:
-        lag = sum(self._lag.values())
+        lag = sum(self.lag_source().values())
         since = None if self._progress_at is None else self._clock() - self._progress_at
         state: str = self._state
         detail = self._detail
@@ -93,8 +85,3 @@ class ConsumerHealth:
             state, ready = "stalled", False
             detail = f"{lag} message(s) waiting and nothing stored for {since or 0:.0f}s"
         return HealthReport(ready, state, detail, lag, since)
-
-    def refresh_metric(self) -> HealthReport:
-        report = self.report()
-        CONSUMER_READY.set(1 if report.ready else 0)
-        return report

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from auditlog.settings import ConsumerSettings, KafkaSettings
 from consumer.batch import RawMessage
 from consumer.errors import KafkaFatal
+from consumer.metrics import CONSUMER_LAG
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +192,4 @@ class KafkaSource:
                 with self._lock:
                     if partition in self._committed:
                         self._lag[partition] = max(0, high - max(self._committed[partition], low))
+                        CONSUMER_LAG.labels(partition=str(partition)).set(self._lag[partition])

@@ -76,6 +76,7 @@ class ConsumerLoop:
         self._dlq = dead_letters
         self._retry = retry
         self.health = health
+        health.lag_source = source.lag
         self._topic = topic
         self._batch_max = batch_max_events
         self._batch_seconds = batch_max_seconds
@@ -138,7 +139,6 @@ class ConsumerLoop:
         for message in messages:
             if message[0] in self._assigned:
                 batch.add(message, now)
-        self._report_lag()
         if not batch.first:
             if not messages and self._inflight is None and not any(self._source.lag().values()):
                 self.health.progressed()  # nothing to do is progress too
@@ -235,10 +235,6 @@ class ConsumerLoop:
         self.health.progressed()
         self.health.running()
 
-    def _report_lag(self) -> None:
-        for partition, lag in self._source.lag().items():
-            self.health.lag(partition, lag)
-
     # -- rebalance callbacks ---------------------------------------------------
 
     def _on_assign(self, partitions: list[int]) -> None:
@@ -258,4 +254,3 @@ class ConsumerLoop:
         # Not stored: drop it; whoever gets the partitions re-reads it uncommitted.
         self._batch = Batch()
         self._assigned.difference_update(partitions)
-        self.health.forget(partitions)

@@ -155,6 +155,8 @@ def test_the_engine_path_commits_nothing_past_stored_data_while_the_store_fails(
         time.sleep(0.3)
     assert client.refused >= 3
     assert runner.health.report().state == "retrying", "the health report hid the failing store"
+    _wait(lambda: runner.health.report().lag >= len(second) - 500, 20, "the lag to show the waiting events")
+    assert not runner.health.report().ready
     client.failing.clear()
     _wait(lambda: stored_count(settings) == len(ids), 60, "recovery")
     _wait(lambda: committed_and_end(settings.kafka.bootstrap_servers, group, topic, parts)[0] == len(ids), 30,
