@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -17,6 +18,20 @@ from consumer.errors import DeadLetterFailed
 from consumer.metrics import DLQ_MESSAGES
 
 logger = logging.getLogger(__name__)
+
+
+class _Closed:
+    def produce(self, *_args: object, **_kwargs: object) -> None:
+        raise DeadLetterFailed("the dead-letter writer is closed")
+
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, _timeout: float = 0) -> int:
+        return 0
+
+
+_CLOSED: Any = _Closed()
 
 HEADER_REASON = "dlq.reason"
 HEADER_REASON_KIND = "dlq.reason_kind"
@@ -53,7 +68,7 @@ class DeadLetterWriter:
 
     def __init__(self, bootstrap_servers: str, dlq_topic: str) -> None:
         self._topic = dlq_topic
-        self._producer = Producer(
+        self._producer: Any = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "enable.idempotence": True,
@@ -81,6 +96,11 @@ class DeadLetterWriter:
             "dead_lettered topic=%s partition=%d offset=%d reason=%s",
             letter.topic, letter.partition, letter.offset, letter.reason,
         )
+
+    def close(self) -> None:
+        """Let the client go (its librdkafka threads stop once nothing refers to it)."""
+        self._producer.flush(5)
+        self._producer = _CLOSED
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait for every sent letter; raises DeadLetterFailed if any was not acknowledged."""

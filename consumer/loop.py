@@ -51,6 +51,7 @@ class BatchStore(Protocol):
 class DeadLetterSink(Protocol):
     def send(self, letter: DeadLetter) -> None: ...
     def flush(self, timeout: float = 30.0) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class ConsumerLoop:
                 self._fail(str(err), fatal=True)
             self._source.close()
             self._store.close()
+            self._dlq.close()
             if self._fatal:
                 self.health.fatal(self._failure or "")
             else:
