@@ -7,11 +7,14 @@ the other tests) and stops and restarts it around the emits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -150,3 +153,69 @@ def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(
     ids = _api_ids(settings)
     assert sorted(ids) == sorted(str(e.id) for e in delivered_first + lost_without_spool)
     assert len(ids) == len(set(ids)) == 70
+
+
+@contextmanager
+def _hung(kafka: LocalKafka) -> Iterator[int]:
+    """SIGSTOP the broker (it keeps its sockets open and answers nothing); SIGCONT it however the block ends."""
+    pid = kafka.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _kill_and_restart(kafka: LocalKafka, pid: int) -> None:
+    """SIGKILL the broker we started (by its pid), reap it, start it again on the same data."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while kafka.pid() == pid and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    kafka.start()
+
+
+@pytest.mark.slow
+def test_close_on_a_hung_broker_gives_every_event_one_outcome_and_replay_delivers_all(outage_settings,
+                                                                                      own_broker):
+    # As `auditlog up` shuts down: 1,000 emits while the broker hangs, close(10), the broker is then
+    # killed and restarted, and the spool is replayed. Some events are in flight to the hung broker
+    # at close (sent, no answer): they too must be spooled, not dropped without a report.
+    settings = outage_settings
+    warm = _events(5, seed=41)
+    events = _events(1000, seed=42)
+    reports: list[DeliveryReport] = []
+    producer = AuditProducer(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    for event in warm:  # connected, metadata known, idempotent producer id assigned
+        producer.emit_event(event)
+    assert producer.flush(30) == 0
+    with _hung(own_broker) as pid:
+        for event in events:
+            producer.emit_event(event)
+        started = time.monotonic()
+        producer.close(10)
+        took = time.monotonic() - started
+        _kill_and_restart(own_broker, pid)
+    assert took < 10 + 15, f"close(10) took {took:.1f}s"
+    by_id: dict[str, list[DeliveryReport]] = {}
+    for report in reports:
+        by_id.setdefault(report.event_id, []).append(report)
+    missing = {str(e.id) for e in warm + events} - set(by_id)
+    assert not missing, f"{len(missing)} events got neither a delivery nor a spool report"
+    assert all(len(r) == 1 for r in by_id.values()), "an event had more than one outcome"
+    outcomes = producer.outcomes()
+    assert outcomes.emitted == 1005 and outcomes.pending == 0 and outcomes.spool_failed == 0
+    assert outcomes.delivered + outcomes.spooled == 1005
+    assert sum(r.spooled for r in reports) == outcomes.spooled
+    assert len(Spool(settings.producer.spool_dir)) == outcomes.spooled
+
+    sent, left = replay_spool(settings)
+    assert (sent, left) == (outcomes.spooled, 0)
+    consume_until(settings, 1005)
+    ids = _api_ids(settings)
+    assert sorted(ids) == sorted(str(e.id) for e in warm + events)
