@@ -11,6 +11,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -219,3 +221,56 @@ def test_close_on_a_hung_broker_gives_every_event_one_outcome_and_replay_deliver
     consume_until(settings, 1005)
     ids = _api_ids(settings)
     assert sorted(ids) == sorted(str(e.id) for e in warm + events)
+
+
+def _auditlog(settings: Settings, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    """`auditlog …` as an operator runs it, configured by environment variables."""
+    env = dict(os.environ)
+    env.update({
+        "AUDITLOG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "AUDITLOG_KAFKA__TOPIC": settings.kafka.topic,
+        "AUDITLOG_PRODUCER__SPOOL_DIR": str(settings.producer.spool_dir),
+        "AUDITLOG_PRODUCER__DELIVERY_TIMEOUT_MS": "120000",
+    })
+    return subprocess.Popen([sys.executable, "-m", "auditlog.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_a_replay_killed_while_the_broker_is_down_strands_nothing(outage_settings, own_broker, tmp_path):
+    settings = outage_settings
+    events = _events(1000, seed=51)
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    spool = Spool(settings.producer.spool_dir)
+    spool.append_many((WS.encode(), codec.encode(e.to_record())) for e in events)
+    own_broker.stop()
+    replay = _auditlog(settings, "spool", "replay", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while spool.path.exists() or not list(spool.directory.glob("undelivered.replaying.*")):
+            assert replay.poll() is None, f"the replay ended early: {replay.communicate()}"
+            assert time.monotonic() < deadline, "the replay never claimed the spool"
+            time.sleep(0.1)
+        time.sleep(1.0)  # well into sending to a broker that is not there
+        assert replay.poll() is None
+    finally:
+        replay.kill()  # SIGKILL, by the pid of the process this test started
+        replay.communicate(timeout=30)
+    assert replay.returncode == -signal.SIGKILL
+
+    status = _auditlog(settings, "spool", "status", cwd=tmp_path)
+    out, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err
+    assert out.startswith("spooled events: 1000 "), out
+    assert "left by killed replays 1000" in out, out
+
+    own_broker.start()
+    replay = _auditlog(settings, "spool", "replay", cwd=tmp_path)
+    out, err = replay.communicate(timeout=180)
+    assert replay.returncode == 0, err
+    assert "replayed 1000 spooled events" in out and "0 still spooled" in out, out
+    assert len(spool) == 0 and list(spool.directory.glob("undelivered.*.*")) == []
+    consume_until(settings, 1000)
+    assert sorted(_api_ids(settings)) == sorted(str(e.id) for e in events)
