@@ -72,6 +72,9 @@ class ProducerOutcomes:
     pending: int
 
 
+# An event the broker did not acknowledge: key, value, event id (None: read it from the bytes), why.
+_Undelivered = tuple[bytes, bytes, str | None, str]
+
 DeliveryCallback = Callable[[DeliveryReport], None]
 
 
@@ -136,7 +139,9 @@ class AuditProducer:
         self._lock = threading.Lock()
         # The bytes of every message without a delivery report yet (one id per copy in flight).
         self._outstanding: dict[tuple[bytes, bytes], list[str | None]] = {}
-        self._unspooled: list[tuple[bytes, bytes, str | None]] = []
+        # Failed deliveries wait here for the poll thread to spool them in one write and one fsync.
+        self._failed: list[_Undelivered] = []
+        self._unspooled: list[_Undelivered] = []  # the spool refused them: one more try at close
         self._spool_error = ""
         self._emitted = self._delivered = self._spooled = self._spool_failed = 0
         self._stop = threading.Event()
@@ -241,7 +246,9 @@ class AuditProducer:
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for queued events; returns how many are still queued."""
-        return int(self._producer.flush(timeout))
+        left = int(self._producer.flush(timeout))
+        self._spool_failed_deliveries()
+        return left
 
     def close(self, timeout: float = 30.0) -> ProducerOutcomes:
         """Flush for up to ``timeout`` seconds, then spool everything the broker has not acknowledged.
@@ -276,12 +283,14 @@ class AuditProducer:
                 self._producer.poll(0.05)
         self._stop.set()
         self._poller.join(timeout=5)
+        self._spool_failed_deliveries()
         with self._lock:
-            leftovers = [(k, v, eid) for (k, v), ids in self._outstanding.items() for eid in ids]
+            leftovers = [(k, v, eid, "no delivery report before close")
+                         for (k, v), ids in self._outstanding.items() for eid in ids]
             self._outstanding.clear()
         if leftovers:
             logger.error("producer_reports_missing count=%d action=spooled_from_own_copy", len(leftovers))
-            self._dispose_undelivered(leftovers, "no delivery report before close")
+            self._dispose_undelivered(leftovers)
         lost = self._retry_unspooled()
         outcomes = self.outcomes()
         counts = (outcomes.emitted, outcomes.delivered, outcomes.spooled, outcomes.spool_failed,
@@ -289,7 +298,7 @@ class AuditProducer:
         if lost:
             logger.error("producer_closed_with_lost_events emitted=%d delivered=%d spooled=%d spool_failed=%d "
                          "took_s=%.1f", *counts)
-            raise SpoolWriteFailed(len(lost), self._spool.path, self._spool_error, [(k, v) for k, v, _ in lost])
+            raise SpoolWriteFailed(len(lost), self._spool.path, self._spool_error, [(k, v) for k, v, _, _ in lost])
         if outcomes.spooled:
             logger.warning("producer_closed_with_undelivered emitted=%d delivered=%d spooled=%d spool_failed=%d "
                            "took_s=%.1f", *counts)
@@ -324,6 +333,7 @@ class AuditProducer:
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.1)
+            self._spool_failed_deliveries()
 
     def _outstanding_count(self) -> int:
         with self._lock:
@@ -376,12 +386,20 @@ class AuditProducer:
                                             msg.partition(), msg.offset()))
             return
         PRODUCER_FAILED.inc()
-        self._dispose_undelivered([(key, value, event_id)], err.str())
+        with self._lock:
+            self._failed.append((key, value, event_id, err.str()))
 
-    def _dispose_undelivered(self, records: list[tuple[bytes, bytes, str | None]], reason: str) -> None:
+    def _spool_failed_deliveries(self) -> None:
+        """Spool the failed deliveries of the last poll together: one fsync, not one per event."""
+        with self._lock:
+            batch, self._failed = self._failed, []
+        if batch:
+            self._dispose_undelivered(batch)
+
+    def _dispose_undelivered(self, records: list[_Undelivered]) -> None:
         """Spool what the broker did not acknowledge; on a spool failure keep it for one retry at close."""
         try:
-            self._spool.append_many((k, v) for k, v, _ in records)
+            self._spool.append_many((k, v) for k, v, _, _ in records)
         except SpoolWriteFailed as err:
             with self._lock:
                 self._unspooled.extend(records)
@@ -391,24 +409,24 @@ class AuditProducer:
         with self._lock:
             self._spooled += len(records)
         PRODUCER_SPOOLED.inc(len(records))
-        for key, value, event_id in records:
+        for key, value, event_id, reason in records:
             if not self._closing:
                 logger.error("producer_delivery_failed_spooled event_id=%s error=%s", self._name(event_id, value),
                              reason)
             self._report(DeliveryReport(self._name(event_id, value), key.decode(), False, True, reason, None, None))
 
-    def _retry_unspooled(self) -> list[tuple[bytes, bytes, str | None]]:
+    def _retry_unspooled(self) -> list[_Undelivered]:
         """At close: one more try to spool what failed to spool earlier; returns what is lost."""
         with self._lock:
             pending, self._unspooled = self._unspooled, []
         if not pending:
             return []
-        self._dispose_undelivered(pending, "not delivered; spooled at close")
+        self._dispose_undelivered(pending)
         with self._lock:
             lost, self._unspooled = self._unspooled, []
             self._spool_failed += len(lost)
         PRODUCER_SPOOL_FAILED.inc(len(lost))
-        for key, value, event_id in lost:
+        for key, value, event_id, _reason in lost:
             self._report(DeliveryReport(self._name(event_id, value), key.decode(), False, False,
                                         f"not delivered and not spooled: {self._spool_error}", None, None))
         return lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,15 +13,16 @@ import pytest
 from auditlog.settings import Settings
 from producers import AuditProducer, DeliveryReport
 from producers.errors import SpoolWriteFailed
+from producers.producer import ProducerOutcomes
 from producers.spool import Spool
 from producers.synthetic import EventGenerator
 
 
-def _settings(spool_dir: Path) -> Settings:
+def _settings(spool_dir: Path, delivery_timeout_ms: int = 60_000) -> Settings:
     # No broker listens on this port: nothing is ever delivered.
     return Settings.model_validate({
         "kafka": {"bootstrap_servers": "127.0.0.1:9"},
-        "producer": {"spool_dir": str(spool_dir), "delivery_timeout_ms": 60_000},
+        "producer": {"spool_dir": str(spool_dir), "delivery_timeout_ms": delivery_timeout_ms},
     })
 
 
@@ -54,6 +56,18 @@ def test_undelivered_events_are_each_spooled_and_reported_once(tmp_path):
     assert all(r.spooled and not r.delivered for r in reports)
     assert len(Spool(tmp_path)) == 50
     assert producer.close() == outcomes  # a second close changes nothing
+
+
+def test_deliveries_that_time_out_are_spooled_by_the_poll_thread_before_close(tmp_path):
+    producer = AuditProducer(_settings(tmp_path, delivery_timeout_ms=1000), kafka_overrides={"log_level": 0})
+    for event in _events(20):
+        producer.emit_event(event)
+    deadline = time.monotonic() + 15
+    while producer.outcomes().pending and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert producer.outcomes() == ProducerOutcomes(emitted=20, delivered=0, spooled=20, spool_failed=0, pending=0)
+    assert len(Spool(tmp_path)) == 20
+    assert producer.close(1) == producer.outcomes()
 
 
 def test_messages_librdkafka_never_reports_are_spooled_from_the_producers_own_copy(tmp_path, monkeypatch):
