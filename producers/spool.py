@@ -47,22 +47,30 @@ Record = tuple[bytes, bytes]
 
 
 def encode_record(key: bytes, value: bytes) -> bytes:
-    """One spool record: lengths, key, value, CRC32 of key + value."""
+    """One spool record: lengths, key, value, CRC32 of key + value.
+
+    Raises:
+        ValueError: an empty value (an encoded event never is; the reader takes one for garbage).
+    """
+    if not value:
+        raise ValueError("a spool record needs a value: an encoded event is never empty")
     return _HEADER.pack(len(key), len(value)) + key + value + _TRAILER.pack(zlib.crc32(key + value))
 
 
 def parse_records(data: bytes, start: int = 0) -> tuple[list[Record], int]:
     """The intact records of ``data`` from ``start``, and the offset where the intact part ends.
 
-    Parsing stops at the first record that is cut short or fails its CRC: what
-    follows cannot be framed reliably. ``end < len(data)`` means a torn tail.
+    Parsing stops at the first record that is cut short, fails its CRC or has
+    an empty value: what follows cannot be framed reliably. (An empty key and
+    value have CRC 0, so a run of zero bytes, which a crash can leave, would
+    otherwise read as records.) ``end < len(data)`` means a torn tail.
     """
     records: list[Record] = []
     pos = start
     while pos + _HEADER.size <= len(data):
         klen, vlen = _HEADER.unpack_from(data, pos)
         end = pos + _HEADER.size + klen + vlen + _TRAILER.size
-        if end > len(data):
+        if vlen == 0 or end > len(data):
             break
         key = data[pos + _HEADER.size : pos + _HEADER.size + klen]
         value = data[pos + _HEADER.size + klen : end - _TRAILER.size]
@@ -151,7 +159,11 @@ class Spool:
         self._damaged_glob = f"{stem}.damaged.*"
         self._claim_prefix = f"{stem}.replaying."
         self._lock = threading.Lock()
-        self._known: tuple[int, int] | None = None  # (inode, size) of the live file after our last append
+        # The live file this instance last appended to, kept open so that its inode cannot be reused by a
+        # new file (a finished replay removes it), and where our last append ended: the next append parses
+        # only what other writers added after that.
+        self._held_fd = -1
+        self._held_end = 0
 
     # -- writing ---------------------------------------------------------------
 
@@ -182,40 +194,50 @@ class Spool:
 
     def _write(self, blob: bytes) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        good_end = -1
         try:
-            st = os.fstat(fd)
-            good_end = self._intact_end(fd, st.st_ino, st.st_size)
-            if good_end < st.st_size:
+            size = os.fstat(fd).st_size
+            good_end = self._intact_end(fd, size)
+            if good_end < size:
                 logger.warning("spool_torn_tail_cut path=%s offset=%d bytes=%d", self.path, good_end,
-                               st.st_size - good_end)
+                               size - good_end)
                 os.ftruncate(fd, good_end)
             written = 0
-            try:
-                while written < len(blob):
-                    written += os.write(fd, blob[written:])
-                os.fsync(fd)
-            except OSError:
-                # Leave no half record behind: the next append would have to cut it anyway.
+            while written < len(blob):
+                written += os.write(fd, blob[written:])
+            os.fsync(fd)
+        except OSError:
+            # Leave no half record behind: the next append would have to cut it anyway.
+            if good_end >= 0:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, good_end)
-                self._known = None
-                raise
-            self._known = (st.st_ino, good_end + len(blob))
-            if st.st_size == 0:
-                self._fsync_directory()
-        finally:
             os.close(fd)
+            self._hold(-1, 0)
+            raise
+        if size == 0:
+            self._fsync_directory()
+        self._hold(fd, good_end + len(blob))
 
-    def _intact_end(self, fd: int, inode: int, size: int) -> int:
+    def _intact_end(self, fd: int, size: int) -> int:
         """Where the last intact record of the live file ends; parses only what others appended."""
         start = 0
-        if self._known is not None and self._known[0] == inode and self._known[1] <= size:
-            start = self._known[1]
+        if self._held_fd >= 0 and _same_file(self._held_fd, fd) and self._held_end <= size:
+            start = self._held_end
             if start == size:
                 return size
         data = os.pread(fd, size - start, start)
         _records, end = parse_records(data)
         return start + end
+
+    def _hold(self, fd: int, end: int) -> None:
+        if self._held_fd >= 0 and self._held_fd != fd:
+            os.close(self._held_fd)
+        self._held_fd, self._held_end = fd, end
+
+    def __del__(self) -> None:
+        if self._held_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._held_fd)
 
     def _fsync_directory(self) -> None:
         with contextlib.suppress(OSError):
@@ -276,7 +298,7 @@ class Spool:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # nobody locks the live file itself: this does not wait
                 target = self.directory / f"{self._claim_prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}"
                 os.rename(self.path, target)
-                self._known = None
+                self._hold(-1, 0)
                 claims.append(SpoolClaim(target, fd))
         for path in self._claim_files():
             if any(c.path == path for c in claims):
@@ -295,30 +317,36 @@ class Spool:
     @staticmethod
     def _adopt(path: Path) -> SpoolClaim | None:
         """Lock an orphaned claim file; None if a live replay holds it or it is gone."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # Finished and removed by its owner between our open and our lock: not an orphan.
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                raise FileNotFoundError(path)
-        except (BlockingIOError, FileNotFoundError):
-            os.close(fd)
-            return None
-        return SpoolClaim(path, fd)
+        fd = _try_lock(path, fcntl.LOCK_EX)
+        return None if fd is None else SpoolClaim(path, fd)
 
     @staticmethod
     def _is_locked(path: Path) -> bool:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
+        """A running replay holds it (or it was finished just now)."""
+        fd = _try_lock(path, fcntl.LOCK_SH)
+        if fd is None:
             return True
-        finally:
-            os.close(fd)
+        os.close(fd)
+        return False
+
+
+def _same_file(a: int, b: int) -> bool:
+    sa, sb = os.fstat(a), os.fstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _try_lock(path: Path, mode: int) -> int | None:
+    """An open descriptor of ``path`` holding an flock, or None if another holds it or the file is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        # Finished and removed by its owner between our open and our lock: not ours to take.
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        return None
+    return fd
