@@ -125,15 +125,17 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_spool(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.replay import replay_spool
+    from producers.replay import replay
     from producers.spool import Spool
 
     if args.action == "status":
-        print(f"spooled events: {len(Spool(settings.producer.spool_dir))}")
+        status = Spool(settings.producer.spool_dir).status()
+        print(f"spooled events: {status.total} (in the spool {status.spooled}, left by killed replays "
+              f"{status.orphaned}, being replayed now {status.replaying}; damaged files {status.damaged_files})")
         return 0
-    sent, left = replay_spool(settings)
-    print(f"replayed {sent} spooled events; {left} still spooled")
-    return 0 if left == 0 else 1
+    result = replay(settings)
+    print(f"replayed {result.sent} spooled events from {result.files} file(s); {result.respooled} still spooled")
+    return 0 if result.respooled == 0 else 1
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:

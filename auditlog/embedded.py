@@ -126,8 +126,10 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         server.run()
     finally:
         stop.set()
-        producer.close(10)
-        consumer_thread.join(timeout=30)
+        try:
+            producer.close(10)  # undelivered events go to the spool; raises only if even that fails
+        finally:
+            consumer_thread.join(timeout=30)
     if outcome and not outcome[-1].ok:
         print(f"auditlog up: the consumer stopped: {outcome[-1].reason}", file=sys.stderr)  # noqa: T201
         return 1

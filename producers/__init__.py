@@ -12,8 +12,8 @@ Example::
                    before={"role": "member"}, after={"role": "admin"})
 """
 
-from producers.errors import PayloadTooLarge, ProducerClosed, ProducerError
-from producers.producer import AuditProducer, DeliveryReport
+from producers.errors import PayloadTooLarge, ProducerClosed, ProducerError, SpoolWriteFailed
+from producers.producer import AuditProducer, DeliveryReport, ProducerOutcomes
 from schemas.errors import InvalidEvent, UnknownAction
 from schemas.event import Actor, RequestContext
 
@@ -25,6 +25,8 @@ __all__ = [
     "PayloadTooLarge",
     "ProducerClosed",
     "ProducerError",
+    "ProducerOutcomes",
     "RequestContext",
+    "SpoolWriteFailed",
     "UnknownAction",
 ]

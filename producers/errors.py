@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from schemas.errors import InvalidEvent
 
 
@@ -22,3 +24,22 @@ class PayloadTooLarge(InvalidEvent):
 class ProducerClosed(ProducerError):
     def __init__(self) -> None:
         super().__init__("emit() called on a closed AuditProducer")
+
+
+class SpoolWriteFailed(ProducerError):
+    """Events the broker did not take could not be written to the spool either (disk full, permissions).
+
+    ``records`` holds the (key, value) bytes that are now nowhere else: the
+    caller's last chance to keep them (another disk, its own logs).
+    """
+
+    def __init__(self, count: int, path: Path, reason: str, records: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(
+            f"{count} audit event(s) were not delivered and could not be written to the spool {path} "
+            f"({reason}); free space or fix the permissions of the spool directory "
+            "(AUDITLOG_PRODUCER__SPOOL_DIR): these events are not saved anywhere else"
+        )
+        self.count = count
+        self.path = path
+        self.reason = reason
+        self.records = records or []

@@ -7,3 +7,6 @@ PRODUCER_DELIVERED = Counter("auditlog_producer_delivered_total", "Events acknow
 PRODUCER_FAILED = Counter("auditlog_producer_delivery_failed_total", "Events the broker did not acknowledge in time")
 PRODUCER_SPOOLED = Counter("auditlog_producer_spooled_total", "Events written to the local spool")
 PRODUCER_REPLAYED = Counter("auditlog_producer_replayed_total", "Spooled events sent again by a replay")
+PRODUCER_SPOOL_FAILED = Counter(
+    "auditlog_producer_spool_failed_total", "Undelivered events the spool could not take either (close() raises)"
+)

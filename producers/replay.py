@@ -3,58 +3,63 @@
 from __future__ import annotations
 
 import logging
-import os
-
-from confluent_kafka import Producer
+from dataclasses import dataclass
 
 from auditlog.settings import Settings
 from producers.metrics import PRODUCER_REPLAYED
-from producers.producer import kafka_producer_config
+from producers.producer import AuditProducer
 from producers.spool import Spool
 
 logger = logging.getLogger(__name__)
 
 
-def replay_spool(settings: Settings, timeout: float = 60.0) -> tuple[int, int]:
-    """Send every spooled message with its original bytes; returns (sent, still_spooled).
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What one replay did: ``sent`` acknowledged by the broker, ``respooled`` back in the spool."""
 
-    The spool is moved aside first; anything not acknowledged goes back into a
-    fresh spool, so a replay against a still-dead broker loses nothing. The
-    events keep their ids, and the consumer's dedup makes a message that was
-    delivered after all harmless.
+    sent: int
+    respooled: int
+    files: int  # spool files replayed: the live spool and any orphans of killed replays
+
+
+def replay_spool(settings: Settings, timeout: float = 60.0) -> tuple[int, int]:
+    """Send every spooled message with its original bytes; returns (sent, still_spooled)."""
+    result = replay(settings, timeout)
+    return result.sent, result.respooled
+
+
+def replay(settings: Settings, timeout: float = 60.0) -> ReplayResult:
+    """Send every spooled message, including those of replays that were killed; crash-safe.
+
+    The spool and any orphaned claim files are claimed (locked, see
+    producers/spool.py) and stay on disk until every message in them has an
+    outcome: delivered, or appended to the live spool again by the producer's
+    close(). A replay killed at any point leaves them complete for the next
+    status or replay; at worst some events are sent twice, and the consumer's
+    dedup by id makes that harmless.
+
+    Raises:
+        SpoolWriteFailed: messages could be neither delivered nor spooled again;
+            the claimed files are left in place, so nothing is lost.
     """
     spool = Spool(settings.producer.spool_dir)
-    taken = spool.take()
-    if taken is None:
-        return 0, 0
-    producer = Producer(kafka_producer_config(settings))
-    failed: list[tuple[bytes, bytes]] = []
-    sent = 0
-
-    def make_cb(key: bytes, value: bytes):  # type: ignore[no-untyped-def]
-        def cb(err, _msg):  # type: ignore[no-untyped-def]
-            nonlocal sent
-            if err is None:
-                sent += 1
-            else:
-                failed.append((key, value))
-
-        return cb
-
-    for key, value in Spool(taken.parent, taken.name).read():
-        while True:
-            try:
-                producer.produce(settings.kafka.topic, key=key, value=value, on_delivery=make_cb(key, value))
-                break
-            except BufferError:
-                producer.poll(0.5)
-        producer.poll(0)
-    producer.flush(timeout)
-    producer.purge()
-    producer.flush(1)
-    for key, value in failed:
-        spool.append(key, value)
-    os.remove(taken)
-    PRODUCER_REPLAYED.inc(sent)
-    logger.info("spool_replayed sent=%d respooled=%d", sent, len(failed))
-    return sent, len(failed)
+    claims = spool.claim()
+    if not claims:
+        return ReplayResult(0, 0, 0)
+    try:
+        producer = AuditProducer(settings)
+        try:
+            for claim in claims:
+                for key, value in claim.records:
+                    producer.produce_encoded(key, value)
+        finally:
+            outcomes = producer.close(timeout)
+    except BaseException:
+        for claim in claims:
+            claim.release()
+        raise
+    for claim in claims:
+        claim.finish()
+    PRODUCER_REPLAYED.inc(outcomes.delivered)
+    logger.info("spool_replayed files=%d sent=%d respooled=%d", len(claims), outcomes.delivered, outcomes.spooled)
+    return ReplayResult(outcomes.delivered, outcomes.spooled, len(claims))

@@ -7,11 +7,16 @@ the other tests) and stops and restarts it around the emits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -150,3 +155,122 @@ def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(
     ids = _api_ids(settings)
     assert sorted(ids) == sorted(str(e.id) for e in delivered_first + lost_without_spool)
     assert len(ids) == len(set(ids)) == 70
+
+
+@contextmanager
+def _hung(kafka: LocalKafka) -> Iterator[int]:
+    """SIGSTOP the broker (it keeps its sockets open and answers nothing); SIGCONT it however the block ends."""
+    pid = kafka.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _kill_and_restart(kafka: LocalKafka, pid: int) -> None:
+    """SIGKILL the broker we started (by its pid), reap it, start it again on the same data."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while kafka.pid() == pid and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    kafka.start()
+
+
+@pytest.mark.slow
+def test_close_on_a_hung_broker_gives_every_event_one_outcome_and_replay_delivers_all(outage_settings,
+                                                                                      own_broker):
+    # As `auditlog up` shuts down: 1,000 emits while the broker hangs, close(10), the broker is then
+    # killed and restarted, and the spool is replayed. Some events are in flight to the hung broker
+    # at close (sent, no answer): they too must be spooled, not dropped without a report.
+    settings = outage_settings
+    warm = _events(5, seed=41)
+    events = _events(1000, seed=42)
+    reports: list[DeliveryReport] = []
+    producer = AuditProducer(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    for event in warm:  # connected, metadata known, idempotent producer id assigned
+        producer.emit_event(event)
+    assert producer.flush(30) == 0
+    with _hung(own_broker) as pid:
+        for event in events:
+            producer.emit_event(event)
+        started = time.monotonic()
+        producer.close(10)
+        took = time.monotonic() - started
+        _kill_and_restart(own_broker, pid)
+    assert took < 10 + 15, f"close(10) took {took:.1f}s"
+    by_id: dict[str, list[DeliveryReport]] = {}
+    for report in reports:
+        by_id.setdefault(report.event_id, []).append(report)
+    missing = {str(e.id) for e in warm + events} - set(by_id)
+    assert not missing, f"{len(missing)} events got neither a delivery nor a spool report"
+    assert all(len(r) == 1 for r in by_id.values()), "an event had more than one outcome"
+    outcomes = producer.outcomes()
+    assert outcomes.emitted == 1005 and outcomes.pending == 0 and outcomes.spool_failed == 0
+    assert outcomes.delivered + outcomes.spooled == 1005
+    assert sum(r.spooled for r in reports) == outcomes.spooled
+    assert len(Spool(settings.producer.spool_dir)) == outcomes.spooled
+
+    sent, left = replay_spool(settings)
+    assert (sent, left) == (outcomes.spooled, 0)
+    consume_until(settings, 1005)
+    ids = _api_ids(settings)
+    assert sorted(ids) == sorted(str(e.id) for e in warm + events)
+
+
+def _auditlog(settings: Settings, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    """`auditlog …` as an operator runs it, configured by environment variables."""
+    env = dict(os.environ)
+    env.update({
+        "AUDITLOG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "AUDITLOG_KAFKA__TOPIC": settings.kafka.topic,
+        "AUDITLOG_PRODUCER__SPOOL_DIR": str(settings.producer.spool_dir),
+        "AUDITLOG_PRODUCER__DELIVERY_TIMEOUT_MS": "120000",
+    })
+    return subprocess.Popen([sys.executable, "-m", "auditlog.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_a_replay_killed_while_the_broker_is_down_strands_nothing(outage_settings, own_broker, tmp_path):
+    settings = outage_settings
+    events = _events(1000, seed=51)
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    spool = Spool(settings.producer.spool_dir)
+    spool.append_many((WS.encode(), codec.encode(e.to_record())) for e in events)
+    own_broker.stop()
+    replay = _auditlog(settings, "spool", "replay", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while spool.path.exists() or not list(spool.directory.glob("undelivered.replaying.*")):
+            assert replay.poll() is None, f"the replay ended early: {replay.communicate()}"
+            assert time.monotonic() < deadline, "the replay never claimed the spool"
+            time.sleep(0.1)
+        time.sleep(1.0)  # well into sending to a broker that is not there
+        assert replay.poll() is None
+    finally:
+        replay.kill()  # SIGKILL, by the pid of the process this test started
+        replay.communicate(timeout=30)
+    assert replay.returncode == -signal.SIGKILL
+
+    status = _auditlog(settings, "spool", "status", cwd=tmp_path)
+    out, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err
+    assert out.startswith("spooled events: 1000 "), out
+    assert "left by killed replays 1000" in out, out
+
+    own_broker.start()
+    replay = _auditlog(settings, "spool", "replay", cwd=tmp_path)
+    out, err = replay.communicate(timeout=180)
+    assert replay.returncode == 0, err
+    assert "replayed 1000 spooled events" in out and "0 still spooled" in out, out
+    assert len(spool) == 0 and list(spool.directory.glob("undelivered.*.*")) == []
+    consume_until(settings, 1000)
+    assert sorted(_api_ids(settings)) == sorted(str(e.id) for e in events)
