@@ -82,6 +82,7 @@ class ConsumerHealth:
         with self._lock:
             for p in partitions:
                 self._lag.pop(p, None)
+                CONSUMER_LAG.remove(str(p))  # its new owner reports it now
 
     def report(self) -> HealthReport:
         lag = sum(self._lag.values())

@@ -134,3 +134,16 @@ def test_the_lag_gauge_follows_each_partition_and_progress_is_timestamped():
     before = _gauge("auditlog_consumer_last_progress_timestamp_seconds") or 0.0
     health.progressed()
     assert (_gauge("auditlog_consumer_last_progress_timestamp_seconds") or 0.0) >= max(before, 1.0)
+
+
+def test_a_forgotten_partition_leaves_the_lag_gauge():
+    # After a rebalance the partition's new owner reports its lag; a stale series here would be
+    # summed with it (and keep alerting on lag this consumer no longer has).
+    health = ConsumerHealth(stall_seconds=60, clock=FakeClock())
+    health.lag(51, 9)
+    health.lag(52, 4)
+
+    health.forget([51])
+
+    assert _gauge("auditlog_consumer_lag", partition="51") is None
+    assert _gauge("auditlog_consumer_lag", partition="52") == 4
