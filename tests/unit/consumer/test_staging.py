@@ -99,7 +99,7 @@ def _with_invalid_utf8(placeholder_in: str) -> bytes:
     return body.replace(placeholder.encode(), b"\xff\xfe\xc3(\xed\xa0\x80Q")
 
 
-@pytest.mark.parametrize("where", ["actor.display", "payload value", "context.user_agent"])
+@pytest.mark.parametrize("where", ["actor.display", "payload key", "payload value", "context.user_agent"])
 def test_bodies_with_text_that_is_not_utf8_parse_so_the_engine_rules_can_name_them(where):
     body = _with_invalid_utf8(where)
     with pytest.raises(DecodeError):  # the strict reader refuses it...
