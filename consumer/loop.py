@@ -238,6 +238,7 @@ class ConsumerLoop:
     def _report_lag(self) -> None:
         for partition, lag in self._source.lag().items():
             self.health.lag(partition, lag)
+        self.health.refresh_metric()  # a stall changes no state: only time tells; keep the ready gauge true
 
     # -- rebalance callbacks ---------------------------------------------------
 

@@ -260,3 +260,24 @@ def test_stop_while_the_store_fails_returns_not_ok_not_fatal_and_commits_nothing
     assert not result.ok and not result.fatal
     assert "stopped while the store was failing" in result.reason
     assert source.commits == []
+
+
+# -- health while consuming ---------------------------------------------------------
+
+
+def test_the_ready_gauge_drops_when_the_loop_stalls_with_lag_without_anyone_asking_readyz():
+    # `auditlog consume` serves only the metrics: nobody calls /readyz to refresh the ready gauge.
+    from prometheus_client import REGISTRY
+
+    clock = FakeClock()
+    script = [Poll(assign=[0]), Poll(take=2), *[Poll(advance=20.0) for _ in range(5)]]
+    source = _source({0: 2}, script, clock=clock, lags={0: 40})
+    ready_seen: list[float | None] = []
+    source.on_poll = lambda: ready_seen.append(REGISTRY.get_sample_value("auditlog_consumer_ready"))
+    loop = make_loop(source, FakeStore(source.log), batch_max_events=2)
+
+    assert loop.run().ok
+
+    assert loop.health.report().state == "stopped"
+    assert ready_seen[3] == 1  # stored 20 s ago: still ready
+    assert ready_seen[-1] == 0  # lag 40, nothing stored for 80 s (stall_seconds 60): not ready
