@@ -107,7 +107,8 @@ class KafkaSource:
                 for tp in tps:
                     self._assigned.discard(tp.partition)
                     self._committed.pop(tp.partition, None)
-                    self._lag.pop(tp.partition, None)
+                    if self._lag.pop(tp.partition, None) is not None:
+                        CONSUMER_LAG.remove(str(tp.partition))  # its new owner reports it now
 
         self._consumer.subscribe([self._topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
         self._monitor.start()

@@ -17,12 +17,13 @@ rules name it) to find the bodies that are not Avro of their writer schema.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import fastavro
@@ -148,24 +149,35 @@ def drop_leftover_staging(client: Client, database: str, *, older_than_seconds: 
     return dropped
 
 
-def _strings_as_bytes(schema: Any) -> Any:
-    """The schema with every ``string`` read as ``bytes`` (the same encoding, no UTF-8 decoding)."""
+def _strings_as_bytes(schema: Any, _entries: Iterator[int] | None = None) -> Any:
+    """The schema with every ``string`` read as ``bytes`` (the same encoding, no UTF-8 decoding).
+
+    A map's keys are strings by definition, so a map becomes an array of (key: bytes, value)
+    records: Avro encodes both as the same blocks of count-prefixed items.
+    """
+    entries = itertools.count() if _entries is None else _entries
     if schema == "string":
         return "bytes"
     if isinstance(schema, list):
-        return [_strings_as_bytes(s) for s in schema]
+        return [_strings_as_bytes(s, entries) for s in schema]
     if isinstance(schema, dict):
         out = dict(schema)
         if out.get("type") == "string":
             out["type"] = "bytes"
+        if out.get("type") == "map":
+            return {"type": "array", "items": {
+                "type": "record", "name": f"_map_entry_{next(entries)}",
+                "fields": [{"name": "key", "type": "bytes"},
+                           {"name": "value", "type": _strings_as_bytes(out["values"], entries)}],
+            }}
         for key in ("fields",):
             if key in out:
-                out[key] = [{**f, "type": _strings_as_bytes(f["type"])} for f in out[key]]
+                out[key] = [{**f, "type": _strings_as_bytes(f["type"], entries)} for f in out[key]]
         for key in ("items", "values"):
             if key in out:
-                out[key] = _strings_as_bytes(out[key])
+                out[key] = _strings_as_bytes(out[key], entries)
         if isinstance(out.get("type"), dict | list):
-            out["type"] = _strings_as_bytes(out["type"])
+            out["type"] = _strings_as_bytes(out["type"], entries)
         return out
     return schema
 
