@@ -53,6 +53,8 @@ class ConsumerHealth:
 
     def running(self) -> None:
         with self._lock:
+            if self._progress_at is None:
+                self._progress_at = self._clock()  # a backlog at start is not a stall until stall_seconds pass
             self._set_state("running", "")
 
     def retrying(self, detail: str) -> None:

@@ -65,10 +65,13 @@ def test_no_lag_is_never_a_stall():
     assert health.report().ready
 
 
-def test_lag_without_any_progress_yet_is_a_stall():
-    health = ConsumerHealth(stall_seconds=60, clock=FakeClock())
+def test_a_backlog_at_start_is_a_stall_only_after_stall_seconds_without_progress():
+    clock = FakeClock()
+    health = ConsumerHealth(stall_seconds=60, clock=clock)
     health.running()
     _with_lag(health, {1: 3})
+    assert health.report().state == "running"
+    clock.advance(61)
     assert health.report().state == "stalled"
 
 
