@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from auditlog.settings import Settings
 from clickhouse.client import get_client
@@ -17,6 +18,7 @@ from clickhouse.migrations import migrate
 from consumer import build_consumer
 from consumer.dlq_replay import list_dead_letters
 from consumer.metrics import ENGINE_SPLITS
+from query_api.app import build_context, create_app
 from schemas.codec import default_codec
 from schemas.event import Actor, AuditEvent, RequestContext, Target, uuid7
 from tests.integration.test_consumer_faults import _run, _send_raw, _wait, fast_retries
@@ -157,10 +159,15 @@ def test_the_engine_path_commits_nothing_past_stored_data_while_the_store_fails(
     assert runner.health.report().state == "retrying", "the health report hid the failing store"
     _wait(lambda: runner.health.report().lag >= len(second) - 500, 20, "the lag to show the waiting events")
     assert not runner.health.report().ready
+    api = TestClient(create_app(build_context(settings, readiness={"consumer": lambda: (
+        runner.health.report().ready, runner.health.report().state, runner.health.report().detail)})))
+    readyz = api.get("/readyz")
+    assert readyz.status_code == 503 and readyz.json()["checks"]["consumer"].startswith("retrying"), readyz.text
     client.failing.clear()
     _wait(lambda: stored_count(settings) == len(ids), 60, "recovery")
     _wait(lambda: committed_and_end(settings.kafka.bootstrap_servers, group, topic, parts)[0] == len(ids), 30,
           "the commit after recovery")
+    assert api.get("/readyz").status_code == 200
     stop.set()
     thread.join(30)
     assert result.get("ok") is True
