@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 kafka-jars: $(STAMP)
-	$(BIN)/python -c "from auditlog.settings import get_settings; from deploy.local_kafka import fetch_jars; fetch_jars(get_settings().kafka.local_jars_dir)"
+	$(BIN)/python -c "from config.settings import get_settings; from deploy.local_kafka import fetch_jars; fetch_jars(get_settings().kafka.local_jars_dir)"
 
 ## run: the embedded default — local Kafka, chDB, consumer + API, a seeded reference workspace
 run: $(STAMP) kafka-jars

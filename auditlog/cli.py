@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditlog.logs import configure_logging
-from auditlog.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 
 
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     from auditlog.embedded import local_kafka
-    from deploy.local_kafka import ensure_topics
+    from consumer.topics import ensure_topics
 
     kafka = local_kafka(settings)
     if args.action == "start":
@@ -87,7 +87,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
     from producers import Actor, AuditProducer
 
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         event_id = producer.emit(
             workspace_id=args.workspace,
             action=args.action,
@@ -109,7 +109,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     generator = EventGenerator(seed=args.seed)
     workspaces = [w.strip() for w in args.workspaces.split(",") if w.strip()]
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         for event in generator.history(workspaces, args.count, now - timedelta(days=args.days), now):
             producer.emit_event(event)
     print(f"emitted {args.count} events into {', '.join(workspaces)}")

@@ -16,15 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from config.settings import Settings
 from consumer import RunResult, build_consumer
-from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from consumer.topics import ensure_topics
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
-from query_api.security import issue_token
+from query_api.routes.demo import demo_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +42,6 @@ def local_kafka(settings: Settings) -> LocalKafka:
             partitions=k.partitions,
         )
     )
-
-
-def demo_tokens(settings: Settings) -> dict[str, str]:
-    ws = settings.demo.workspace_id
-    people = {"owner": "alex", "admin": "sam", "member": "priya"}
-    return {
-        role: issue_token(settings.api, user_id=f"usr_demo_{name}", email=f"{name}@{ws}.example.com",
-                          roles={ws: role}, ttl_seconds=7 * 24 * 3600)
-        for role, name in people.items()
-    }
 
 
 def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int:
@@ -94,7 +85,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     runner = build_consumer(settings, stop)
     outcome: list[RunResult] = []
 
-    producer = AuditProducer(settings)
+    producer = AuditProducer.from_settings(settings)
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
 
     def consumer_ready() -> tuple[bool, str, str]:

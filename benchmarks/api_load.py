@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import httpx
 import uvicorn
 
-from auditlog.settings import Settings
 from benchmarks.postgres import free_port
 from benchmarks.shapes import PAGE_SIZE, Shape
+from config.settings import Settings
 from query_api.app import build_context, create_app
 from query_api.cursor import Cursor
 from query_api.security import issue_token

@@ -27,12 +27,13 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client import REGISTRY
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
 from clickhouse.migrations import migrate
+from config.settings import Settings
 from consumer import build_consumer
-from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from consumer.topics import ensure_topics
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from schemas.codec import default_codec
@@ -71,7 +72,7 @@ def _produce(settings: Settings, index: int, count: int, ready: Any, go: Any) ->
     gen = EventGenerator(seed=100 + index)
     events = list(gen.history([f"ws_{i}" for i in range(20)], count,
                               datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)))
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         ready.set()
         go.wait()
         for event in events:

@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from auditlog.embedded import local_kafka
-from auditlog.settings import get_settings
-from deploy.local_kafka import ensure_topics
+from config.settings import get_settings
+from consumer.topics import ensure_topics
 from producers.producer import AuditProducer, DeliveryReport
 from producers.synthetic import EventGenerator
 from schemas.event import Actor
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal delivered
         delivered += report.delivered
 
-    with AuditProducer(settings, on_delivery=on_delivery) as producer:
+    with AuditProducer.from_settings(settings, on_delivery=on_delivery) as producer:
         # Warm-up: connection, metadata, idempotent producer id.
         for event in events[:1000]:
             producer.emit_event(event)

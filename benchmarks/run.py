@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from auditlog.settings import Settings
 from benchmarks import dataset, measure
 from benchmarks.api_load import load_test
 from benchmarks.postgres import PostgresServer, load, storage
@@ -38,6 +37,7 @@ from benchmarks.report import render
 from benchmarks.shapes import build_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from config.settings import Settings
 from query_api.export import EventExporter
 from query_api.queries import EventReader
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client, is_embedded
+from config.settings import Settings
 from consumer.dlq import DeadLetterWriter
 from consumer.health import ConsumerHealth
 from consumer.kafka import KafkaSource, consumer_config

@@ -21,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from consumer.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_REASON_KIND, HEADER_TOPIC
 from consumer.errors import DeadLetterFailed
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from auditlog.settings import ConsumerSettings, KafkaSettings
+from config.settings import ConsumerSettings, KafkaSettings
 from consumer.batch import RawMessage
 from consumer.errors import KafkaFatal
 from consumer.metrics import CONSUMER_LAG

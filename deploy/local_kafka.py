@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +167,6 @@ class LocalKafka:
         logger.info("kafka_stopped pid=%d", pid)
         return True
 
-    def ensure_topics(self, topics: list[str]) -> None:
-        """Create the topics with the configured partition count if they are missing."""
-        ensure_topics(self.config.bootstrap_servers, topics, self.config.partitions)
-
     # -- internals ----------------------------------------------------------
 
     def _write_properties(self) -> None:
@@ -235,18 +230,3 @@ def new_cluster_id() -> str:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    existing = set(admin.list_topics(timeout=10).topics)
-    missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
-    if not missing:
-        return
-    for topic, future in admin.create_topics(missing).items():
-        try:
-            future.result(timeout=30)
-        except KafkaException as err:
-            if "TOPIC_ALREADY_EXISTS" not in str(err):
-                raise
-        logger.info("topic_created topic=%s partitions=%d", topic, partitions)

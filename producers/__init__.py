@@ -2,10 +2,10 @@
 
 Example::
 
-    from auditlog.settings import get_settings
+    from config.settings import get_settings
     from producers import Actor, AuditProducer
 
-    with AuditProducer(get_settings()) as audit:
+    with AuditProducer.from_settings(get_settings()) as audit:
         audit.emit(workspace_id="ws_42", action="MEMBER_ROLE_CHANGED",
                    actor=Actor("user", "u_1", "alex@example.com"),
                    target_id="u_7", target_display="sam@example.com",

@@ -25,7 +25,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from auditlog.settings import Settings
+from config.settings import KafkaSettings, ProducerSettings, Settings
 from producers.errors import PayloadTooLarge, ProducerClosed, SpoolWriteFailed
 from producers.metrics import (
     PRODUCER_DELIVERED,
@@ -78,11 +78,10 @@ _Undelivered = tuple[bytes, bytes, str | None, str]
 DeliveryCallback = Callable[[DeliveryReport], None]
 
 
-def kafka_producer_config(settings: Settings) -> dict[str, Any]:
+def kafka_producer_config(kafka: KafkaSettings, p: ProducerSettings) -> dict[str, Any]:
     """librdkafka settings for an audit trail: nothing lost, nothing doubled by retries."""
-    p = settings.producer
     return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "bootstrap.servers": kafka.bootstrap_servers,
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": p.compression,
@@ -112,22 +111,28 @@ class AuditProducer:
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        settings: ProducerSettings,
         *,
         on_delivery: DeliveryCallback | None = None,
         catalog: Catalog | None = None,
         codec: EventCodec | None = None,
         kafka_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self._settings = settings
-        self._topic = settings.kafka.topic
+        """A producer for ``kafka.topic``; it needs only its own sections of the settings.
+
+        Args:
+            kafka: the brokers and the topic.
+            settings: the producer's section (delivery timeout, spool, service name, limits).
+        """
+        self._topic = kafka.topic
         self._catalog = catalog or load_catalog()
         self._codec = codec or default_codec()
-        self._max_bytes = settings.producer.max_payload_bytes
-        self._service = settings.producer.service_name
+        self._max_bytes = settings.max_payload_bytes
+        self._service = settings.service_name
         self._on_delivery = on_delivery
-        self._spool = Spool(settings.producer.spool_dir)
-        config = kafka_producer_config(settings)
+        self._spool = Spool(settings.spool_dir)
+        config = kafka_producer_config(kafka, settings)
         config.update(kafka_overrides or {})
         config["error_cb"] = self._on_client_error
         self._producer = Producer(config)
@@ -147,6 +152,11 @@ class AuditProducer:
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="auditlog-producer-poll", daemon=True)
         self._poller.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> AuditProducer:
+        """The producer for the product's settings (the composition root's shortcut)."""
+        return cls(settings.kafka, settings.producer, **kwargs)
 
     # -- public API ---------------------------------------------------------
 

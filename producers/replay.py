@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from producers.metrics import PRODUCER_REPLAYED
 from producers.producer import AuditProducer
 from producers.spool import Spool
@@ -47,7 +47,7 @@ def replay(settings: Settings, timeout: float = 60.0) -> ReplayResult:
     if not claims:
         return ReplayResult(0, 0, 0)
     try:
-        producer = AuditProducer(settings)
+        producer = AuditProducer.from_settings(settings)
         try:
             for claim in claims:
                 for key, value in claim.records:

@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
+from config.settings import Settings
 from producers.producer import AuditProducer
 from query_api.context import ApiContext
 from query_api.cursor import CursorCodec

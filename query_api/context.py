@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from producers.producer import AuditProducer
 from query_api.cursor import CursorCodec
 from query_api.queries import EventReader

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from auditlog.settings import ApiSettings
+from config.settings import ApiSettings
 from query_api.errors import NoAccess, NotAuthenticated
 
 READER_ROLES = frozenset({"owner", "admin"})

@@ -14,7 +14,9 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from config.settings import Settings
 from query_api.deps import ContextDep
+from query_api.security import issue_token
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +24,16 @@ router = APIRouter(prefix="/v1/demo", tags=["demo"], include_in_schema=False)
 
 Role = Literal["owner", "admin", "member"]
 PEOPLE: dict[str, str] = {"owner": "alex", "admin": "sam", "member": "priya"}
+
+
+def demo_tokens(settings: Settings) -> dict[str, str]:
+    """Bearer tokens (a week long) for the reference workspace's demo people, by role."""
+    ws = settings.demo.workspace_id
+    return {
+        role: issue_token(settings.api, user_id=f"usr_demo_{name}", email=f"{name}@{ws}.example.com",
+                          roles={ws: role}, ttl_seconds=7 * 24 * 3600)
+        for role, name in PEOPLE.items()
+    }
 
 
 class DemoAccount(BaseModel):
@@ -54,9 +66,6 @@ def demo_accounts(ctx: ContextDep) -> DemoAccounts:
 @router.post("/sign-in", response_model=DemoSession)
 def demo_sign_in(ctx: ContextDep, role: Role) -> DemoSession:
     """A bearer token for one of the reference workspace's demo people (POST: it mints a credential)."""
-    # Imported here: auditlog.embedded imports the app that registers this router.
-    from auditlog.embedded import demo_tokens
-
     ws = ctx.settings.demo.workspace_id
     logger.info("demo_sign_in workspace=%s role=%s", ws, role)
     return DemoSession(

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
-from deploy.local_kafka import ensure_topics
+from config.settings import Settings
+from consumer.topics import ensure_topics
 from tests.support import services
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from tests.integration.test_consumer_support import caught_up, make_events
 from tests.support.pipeline import produce
 
@@ -53,7 +53,7 @@ def _auditlog(*args: str, env: dict[str, str], stderr: object = None) -> subproc
 
 VERIFY = """
 import json, sys
-from auditlog.settings import get_settings
+from config.settings import get_settings
 from clickhouse.client import get_client
 from tests.integration.test_consumer_support import api_ids, table_facts
 s = get_settings()

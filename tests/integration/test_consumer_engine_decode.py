@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from config.settings import Settings
 from consumer import build_consumer
 from consumer.dlq_replay import list_dead_letters
 from consumer.metrics import ENGINE_SPLITS

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
+from config.settings import Settings
 from consumer import build_consumer
 from consumer.dlq_replay import list_dead_letters, replay_dead_letters
 from consumer.loop import ConsumerLoop

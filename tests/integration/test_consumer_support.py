@@ -8,8 +8,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 from schemas.event import AuditEvent
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 from schemas.event import AuditEvent
 

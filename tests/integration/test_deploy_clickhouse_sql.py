@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.errors import MigrationError
 from clickhouse.events import insert_rows, record_to_row
 from clickhouse.migrations import apply_retention, current_retention_days, load_migrations, migrate
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 
 pytestmark = pytest.mark.clickhouse

@@ -18,7 +18,7 @@ WS = "ws_exported"
 def test_an_export_is_recorded_with_who_and_which_filters(settings):
     start = datetime(2026, 4, 1, tzinfo=UTC)
     store_directly(settings, EventGenerator(seed=8).history([WS], 50, start, start + timedelta(days=3)))
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         client = api_client(settings, audit_producer=producer)
         response = client.get(f"/v1/workspaces/{WS}/audit/export",
                               headers=bearer(settings, WS, "admin", user="usr_auditor"),

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auditlog.settings import Settings
 from clickhouse import migrations
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 
 pytestmark = pytest.mark.clickhouse

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.settings import Settings
-from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from config.settings import Settings
+from consumer.topics import ensure_topics
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from producers.producer import AuditProducer, DeliveryReport
 from producers.replay import replay_spool
 from producers.spool import Spool
@@ -89,7 +90,7 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_when_it_returns(out
     reports: list[DeliveryReport] = []
     own_broker.stop()
     events = _events(300, seed=21)
-    producer = AuditProducer(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    producer = AuditProducer.from_settings(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
 
     async def emit_from_asyncio() -> float:
         started = time.perf_counter()
@@ -125,13 +126,13 @@ def test_events_past_the_delivery_timeout_are_spooled_and_replayed_exactly_once(
     settings = outage_settings.model_copy(update={
         "producer": outage_settings.producer.model_copy(update={"delivery_timeout_ms": 2_000})})
     delivered_first = _events(20, seed=31)
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         for event in delivered_first:
             producer.emit_event(event)
     own_broker.stop()
     lost_without_spool = _events(50, seed=32)
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(settings, on_delivery=reports.append if with_reports else None,
+    producer = AuditProducer.from_settings(settings, on_delivery=reports.append if with_reports else None,
                              kafka_overrides={"log_level": 0})
     for event in lost_without_spool:
         producer.emit_event(event)
@@ -192,7 +193,7 @@ def test_close_on_a_hung_broker_gives_every_event_one_outcome_and_replay_deliver
     warm = _events(5, seed=41)
     events = _events(1000, seed=42)
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    producer = AuditProducer.from_settings(settings, on_delivery=reports.append, kafka_overrides={"log_level": 0})
     for event in warm:  # connected, metadata known, idempotent producer id assigned
         producer.emit_event(event)
     assert producer.flush(30) == 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from consumer import build_consumer
 from schemas.codec import default_codec
 from schemas.event import Actor, AuditEvent, Target, uuid7

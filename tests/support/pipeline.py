@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
+from config.settings import Settings
 from consumer import build_consumer
 from producers.producer import AuditProducer
 from query_api.app import build_context, create_app
@@ -20,7 +20,7 @@ from schemas.event import AuditEvent
 
 def produce(settings: Settings, events: Iterable[AuditEvent]) -> list[str]:
     ids = []
-    with AuditProducer(settings) as producer:
+    with AuditProducer.from_settings(settings) as producer:
         for event in events:
             ids.append(str(producer.emit_event(event)))
         assert producer.flush(30) == 0, "the broker did not take every event"

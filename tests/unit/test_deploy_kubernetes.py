@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from tests.support.deploy_env import settings_field_exists
 
 ROOT = Path(__file__).resolve().parents[2]

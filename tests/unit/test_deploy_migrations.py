@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from auditlog.settings import Settings
 from clickhouse.errors import MigrationError
 from clickhouse.migrations import load_migrations, retention_statement, storage_table
+from config.settings import Settings
 
 
 def test_cluster_set_has_the_same_numbered_migrations_as_the_single_server_set():

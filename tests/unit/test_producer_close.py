@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from producers import AuditProducer, DeliveryReport
 from producers.errors import SpoolWriteFailed
 from producers.producer import ProducerOutcomes
@@ -46,7 +46,8 @@ class SilentPurge:
 
 def test_undelivered_events_are_each_spooled_and_reported_once(tmp_path):
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(_settings(tmp_path), on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    producer = AuditProducer.from_settings(_settings(tmp_path), on_delivery=reports.append,
+                                           kafka_overrides={"log_level": 0})
     events = _events(50)
     for event in events:
         producer.emit_event(event)
@@ -59,7 +60,8 @@ def test_undelivered_events_are_each_spooled_and_reported_once(tmp_path):
 
 
 def test_deliveries_that_time_out_are_spooled_by_the_poll_thread_before_close(tmp_path):
-    producer = AuditProducer(_settings(tmp_path, delivery_timeout_ms=1000), kafka_overrides={"log_level": 0})
+    producer = AuditProducer.from_settings(_settings(tmp_path, delivery_timeout_ms=1000),
+                                           kafka_overrides={"log_level": 0})
     for event in _events(20):
         producer.emit_event(event)
     deadline = time.monotonic() + 15
@@ -73,7 +75,8 @@ def test_deliveries_that_time_out_are_spooled_by_the_poll_thread_before_close(tm
 def test_messages_librdkafka_never_reports_are_spooled_from_the_producers_own_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(AuditProducer, "REPORT_GRACE_SECONDS", 0.2)
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(_settings(tmp_path), on_delivery=reports.append, kafka_overrides={"log_level": 0})
+    producer = AuditProducer.from_settings(_settings(tmp_path), on_delivery=reports.append,
+                                           kafka_overrides={"log_level": 0})
     producer._producer = SilentPurge(producer._producer)  # type: ignore[assignment]
     events = _events(30)
     for event in events:
@@ -88,7 +91,7 @@ def test_when_even_the_spool_fails_close_raises_with_the_count_and_the_bytes(tmp
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the spool directory should be")
     reports: list[DeliveryReport] = []
-    producer = AuditProducer(_settings(blocker / "spool"), on_delivery=reports.append,
+    producer = AuditProducer.from_settings(_settings(blocker / "spool"), on_delivery=reports.append,
                              kafka_overrides={"log_level": 0})
     for event in _events(7):
         producer.emit_event(event)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from producers import Actor, AuditProducer, InvalidEvent, PayloadTooLarge, ProducerClosed, UnknownAction
 
 ALEX = Actor("user", "usr_1", "alex@example.com")
@@ -19,7 +19,7 @@ def producer(tmp_path):
         "kafka": {"bootstrap_servers": "127.0.0.1:9"},
         "producer": {"spool_dir": str(tmp_path), "max_payload_bytes": 2048, "delivery_timeout_ms": 1000},
     })
-    p = AuditProducer(settings, kafka_overrides={"log_level": 0})
+    p = AuditProducer.from_settings(settings, kafka_overrides={"log_level": 0})
     p.queued = []  # type: ignore[attr-defined]
     real = p.produce_encoded
 

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from auditlog.settings import ApiSettings
+from config.settings import ApiSettings
 from query_api.errors import NoAccess, NotAuthenticated
 from query_api.security import TokenVerifier, issue_token
 

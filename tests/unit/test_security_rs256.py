@@ -4,7 +4,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from auditlog.settings import ApiSettings
+from config.settings import ApiSettings
 from query_api.errors import NotAuthenticated
 from query_api.security import TokenVerifier, issue_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditlog.settings import Settings
+from config.settings import Settings
 
 
 def test_an_unmarked_test_cannot_open_the_engine():
@@ -26,4 +26,4 @@ def test_an_unmarked_test_cannot_make_a_producer():
     from producers.producer import AuditProducer
 
     with pytest.raises(pytest.fail.Exception, match="reached a real service"):
-        AuditProducer(Settings())
+        AuditProducer.from_settings(Settings())

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from auditlog.settings import Settings
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
 from clickhouse.migrations import migrate
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from query_api.security import issue_token

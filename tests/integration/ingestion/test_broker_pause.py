@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.settings import Settings
+from config.settings import Settings
 from consumer import build_consumer
-from deploy.local_kafka import LocalKafka, LocalKafkaConfig, ensure_topics
+from consumer.topics import ensure_topics
+from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from tests.integration.test_consumer_support import make_events
 from tests.support.faults import run_in_thread, wait_for
 from tests.support.pipeline import produce, stored_count

@@ -98,7 +98,7 @@ def test_both_decode_paths_store_the_same_canonical_payload_text(settings):
     for decode_in_engine in (True, False):
         s = _path(settings, decode_in_engine).model_copy(update={"kafka": settings.kafka.model_copy(
             update={"topic": settings.kafka.topic + ("e" if decode_in_engine else "p")})})
-        from deploy.local_kafka import ensure_topics
+        from consumer.topics import ensure_topics
 
         ensure_topics(s.kafka.bootstrap_servers, [s.kafka.topic], s.kafka.partitions)
         ws = f"ws_canon_{int(decode_in_engine)}"
