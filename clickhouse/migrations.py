@@ -168,17 +168,20 @@ def current_retention_days(client: Client, database: str, table: str, cluster: s
 
 
 def apply_retention(client: Client, database: str, table: str, days: int, *, cluster: str = "") -> bool:
-    """Make the events TTL match ``days``; returns whether anything changed.
+    """Make the TTL of the events and their ids match ``days``; returns whether anything changed.
 
     Safe to run every time: it reads the TTL back first and issues the ALTER
     only on a difference. Setting a TTL materializes it over existing parts
     (a mutation; see the runbook for its cost on a large table).
     """
-    current = current_retention_days(client, database, table, cluster)
-    if current == days:
-        return False
-    client.command(retention_statement(database, table, days, cluster))
-    logger.info(
-        "retention_changed table=%s.%s from_days=%d to_days=%d", database, storage_table(table, cluster), current, days
-    )
-    return True
+    changed = False
+    # The write-once id table (clickhouse/0005) keeps an id exactly as long as its event.
+    for name in (table, f"{table}_ids"):
+        current = current_retention_days(client, database, name, cluster)
+        if current == days:
+            continue
+        client.command(retention_statement(database, name, days, cluster))
+        changed = True
+        logger.info("retention_changed table=%s.%s from_days=%d to_days=%d",
+                    database, storage_table(name, cluster), current, days)
+    return changed

@@ -34,8 +34,9 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     statements = [s for m in load_migrations(cluster=True) for s in m.statements("audit", "events", "audit_cluster")]
     formatted = [_format(client, s) for s in statements]
     # 0001: database, local table, Distributed table; 0002: one setting; 0003: the codecs;
-    # 0004: drop the old actor index, add the new one, build it.
-    assert len(formatted) == 3 + 1 + 1 + 3
+    # 0004: drop the old actor index, add the new one, build it; 0005: the id table, its Distributed
+    # table, the view that fills it, the backfill.
+    assert len(formatted) == 3 + 1 + 1 + 3 + 4
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 
@@ -51,7 +52,7 @@ def test_cluster_local_table_has_the_single_server_columns_keys_and_indexes(clic
     # Every statement of the cluster set on the storage table, made single-server, in order.
     for migration in load_migrations(cluster=True):
         for local in migration.statements(db, "events", "c1"):
-            if f"{db}.events_local" not in local or "ENGINE = Distributed" in local:
+            if f"{db}.events_local" not in local or "ENGINE = Distributed" in local or "events_ids" in local:
                 continue
             local = re.sub(r" ON CLUSTER '[^']*'", "", local)
             local = re.sub(r"ReplicatedReplacingMergeTree\([^)]*\)", "ReplacingMergeTree", local)
@@ -124,9 +125,12 @@ def test_retention_setting_drops_expired_months_and_migrate_follows_later_change
 
     assert migrate(client, db, table, retention_days=365) == []  # no new file, only the TTL
     assert current_retention_days(client, db, table) == 365
+    assert current_retention_days(client, db, f"{table}_ids") == 365  # ids are kept as long as their events
     kept = client.query(f"SELECT count(), min(occurred_at) FROM {db}.{table}").result_rows[0]
     assert kept[0] == 2
     assert kept[1] > datetime.now() - timedelta(days=30)
+    client.command(f"OPTIMIZE TABLE {db}.{table}_ids FINAL")
+    assert client.query(f"SELECT count() FROM {db}.{table}_ids").result_rows[0][0] == 2
 
     assert apply_retention(client, db, table, 365) is False  # already matches: no ALTER
     assert apply_retention(client, db, table, 0) is True
