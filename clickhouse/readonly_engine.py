@@ -287,6 +287,12 @@ class ReadOnlyEngine:
             handle.query(f"USE {quote_identifier(use)}")
             handle.database = use
         for name, value in settings.items():
+            if name == "max_execution_time" and self._within_time_limit(value):
+                # Grafana's data source sends its query timeout with every query. A server lets a
+                # read-only user lower it through a CHANGEABLE_IN_READONLY constraint; the handle
+                # cannot change it, so a value up to the gateway's limit is accepted and the
+                # gateway's limit applies. Above it, the engine refuses as for any setting.
+                continue
             # The engine decides: under readonly = 1 it accepts only the value a setting already has.
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise QueryRefused(READONLY, f"Cannot modify setting {name!r}: not a setting name")
@@ -297,6 +303,13 @@ class ReadOnlyEngine:
         tree = handle.text(f"EXPLAIN AST {canonical}", params)
         fmt = self._check_tree(tree)
         return CheckedQuery(canonical, fmt, tree.startswith("Select"))
+
+    def _within_time_limit(self, value: str) -> bool:
+        try:
+            seconds = float(value)
+        except ValueError:
+            return False
+        return 0 < seconds <= self._limits.max_execution_seconds
 
     def _check_tree(self, tree: str) -> str | None:
         """Refuse what readonly = 1 lets through; returns the query's FORMAT, if it names one."""
