@@ -36,6 +36,7 @@ import email.policy
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import uuid
@@ -47,7 +48,6 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from clickhouse.readonly_engine import (
-    READONLY,
     EngineQueryError,
     GatewayError,
     QueryRefused,
@@ -58,7 +58,9 @@ from clickhouse.readonly_engine import (
 logger = logging.getLogger(__name__)
 
 AUTHENTICATION_FAILED = 516
+QUERY_IS_TOO_LARGE = 393
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+_QUERY_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 # URL parameters that steer the HTTP exchange rather than the query's settings.
 _TRANSPORT_PARAMS = frozenset({
@@ -89,7 +91,7 @@ _STREAMABLE = frozenset({"Native", "TabSeparated", "TSV", "TabSeparatedRaw", "TS
 
 # ClickHouse's HTTP statuses for its error codes (HTTPHandler's exceptionCodeToHTTPStatus).
 _STATUS = {516: 401, 192: 401, 193: 401, 194: 401, 164: 403, 497: 403, 60: 404, 81: 404, 202: 503, 159: 500}
-_BAD_REQUEST = frozenset({62, 27, 36, 38, 41, 42, 43, 44, 46, 47, 53, 57, 73, 115, 456, 457, 6, 25, 26, 69, 70,
+_BAD_REQUEST = frozenset({393, 62, 27, 36, 38, 41, 42, 43, 44, 46, 47, 53, 57, 73, 115, 456, 457, 6, 25, 26, 69, 70,
                           72, 117, 184, 386, 395, 396, 241})
 
 
@@ -246,7 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_plain(404, f"There is no handle {path}\n".encode())
                 return
             request = self._parse(url_params, body)
-            query_id = request.query_id or query_id
+            # A client's query id goes back in a header: only a plain token, never a header break.
+            query_id = request.query_id if _QUERY_ID.fullmatch(request.query_id) else query_id
             request.query_id = query_id
             self._authenticate(request)
             self._answer(request)
@@ -272,7 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 total += size
                 if total > MAX_REQUEST_BYTES:
-                    raise QueryRefused(READONLY, "The request body is larger than the SQL gateway accepts")
+                    self.close_connection = True
+                    raise _too_large()
                 parts.append(self.rfile.read(size))
                 self.rfile.readline()
             data = b"".join(parts)
@@ -280,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_REQUEST_BYTES:
                 self.close_connection = True
-                raise QueryRefused(READONLY, "The request body is larger than the SQL gateway accepts")
+                raise _too_large()
             data = self.rfile.read(length) if length else b""
         encoding = (self.headers.get("Content-Encoding") or "").lower()
         if data and encoding in ("gzip", "deflate"):
@@ -337,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authenticate(self, request: _Request) -> None:
         if not self.owner.credentials.matches(request.user, request.password):
-            logger.info("sql_gateway_auth_failed user=%s client=%s", request.user[:64], self.client_address[0])
+            logger.info("sql_gateway_auth_failed user=%r client=%s", request.user[:64], self.client_address[0])
             raise GatewayError(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
                                f"{request.user}: Authentication failed: password is incorrect, or there is no user "
                                f"with such name.")
@@ -424,8 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_error(self, err: GatewayError, query_id: str) -> None:
-        if not isinstance(err, QueryRefused | EngineQueryError) or err.code >= 500:
-            logger.info("sql_gateway_refused query_id=%s code=%d name=%s", query_id, err.code, err.name)
+        by = "fence" if isinstance(err, QueryRefused) else "engine" if isinstance(err, EngineQueryError) else "gateway"
+        logger.info("sql_gateway_error query_id=%s code=%d name=%s by=%s", query_id, err.code, err.name, by)
         status = _STATUS.get(err.code, 400 if err.code in _BAD_REQUEST else 500)
         body = _error_text(err, self.owner.engine.version).encode()
         try:
@@ -440,6 +444,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (ConnectionError, TimeoutError):
             logger.info("sql_gateway_client_gone query_id=%s", query_id)
+
+
+def _too_large() -> GatewayError:
+    return GatewayError(QUERY_IS_TOO_LARGE, "QUERY_IS_TOO_LARGE",
+                        f"The request body is larger than the SQL gateway accepts ({MAX_REQUEST_BYTES} bytes)")
 
 
 def _error_text(err: GatewayError, version: str) -> str:

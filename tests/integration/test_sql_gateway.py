@@ -137,6 +137,10 @@ def test_curl_style_requests_url_body_formats_and_headers(clickhouse_settings, g
                 headers={"Accept-Encoding": "gzip"}, params={"user": USER, "password": PASSWORD}, auth=None)
     assert got.headers["Content-Encoding"] == "gzip"
     assert got.text.split() == [str(i) for i in range(50000)]
+    # Formats with a header or footer around all rows come whole (here Parquet, for pandas or DuckDB).
+    got = _post(gateway, f"SELECT id, occurred_at, action FROM {table} LIMIT 10 FORMAT Parquet")
+    assert got.status_code == 200 and got.content[:4] == b"PAR1" and got.content[-4:] == b"PAR1"
+    assert got.headers["X-ClickHouse-Format"] == "Parquet"
     # ClickHouse's health check.
     assert httpx.get(gateway.url + "/ping").text == "Ok.\n"
 
@@ -313,6 +317,14 @@ def test_an_error_after_the_first_block_ends_the_stream_visibly(gateway):
         _http_client(gateway).query(sql.removesuffix(" FORMAT TabSeparated"))
 
 
-def test_query_ids_are_unique_when_not_given(gateway):
+def test_query_ids_are_unique_when_not_given_and_never_break_a_header(gateway):
     ids = {_post(gateway, "SELECT 1").headers["X-ClickHouse-Query-Id"] for _ in range(3)}
     assert len(ids) == 3 and all(uuid.UUID(i) for i in ids)
+    got = _post(gateway, "SELECT 1", params={"query_id": "x\r\nSet-Cookie: a=b"})
+    assert "set-cookie" not in got.headers and uuid.UUID(got.headers["X-ClickHouse-Query-Id"])
+
+
+def test_long_parameters_travel_as_a_form_as_clickhouse_connect_sends_them(gateway):
+    long_value = "x" * 6000  # over clickhouse-connect's 4 KiB: it switches to multipart/form-data
+    got = _http_client(gateway).query("SELECT length({v:String}), {n:UInt8}", parameters={"v": long_value, "n": 7})
+    assert got.result_rows == [(6000, 7)]
