@@ -374,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Format", fmt)
         self.send_header("X-ClickHouse-Summary", json.dumps({
             "read_rows": str(stats.read_rows), "read_bytes": str(stats.read_bytes), "written_rows": "0",
-            "written_bytes": "0", "total_rows_to_read": str(stats.read_rows), "result_rows": str(stats.result_rows),
+            "written_bytes": "0", "total_rows_to_read": str(stats.read_rows),
             "result_bytes": str(stats.result_bytes), "elapsed_ns": str(stats.elapsed_ns)}))
         if request.encoding:
             self.send_header("Content-Encoding", request.encoding)

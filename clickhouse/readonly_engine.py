@@ -155,11 +155,13 @@ class CheckedQuery:
 
 @dataclass
 class QueryStats:
-    """What ``X-ClickHouse-Summary`` reports; filled in as the result is read."""
+    """What ``X-ClickHouse-Summary`` reports; filled in as the result is read.
+
+    No ``result_rows``: chDB hands over the formatted bytes, not a row count.
+    """
 
     read_rows: int = 0
     read_bytes: int = 0
-    result_rows: int = 0
     result_bytes: int = 0
     elapsed_ns: int = 0
 
