@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
+from auditlog.sql_gateway import banner_lines, build_sql_gateway
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
 from config.settings import Settings
@@ -112,10 +113,15 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         trickle(settings, producer, stop)
 
     threading.Thread(target=background, name="auditlog-seed", daemon=True).start()
-    _print_banner(settings)
+    gateway = build_sql_gateway(settings)
+    if gateway is not None:
+        gateway.start()
+    _print_banner(settings, banner_lines(gateway, settings) if gateway is not None else [])
     try:
         server.run()
     finally:
+        if gateway is not None:
+            gateway.stop()
         stop.set()
         try:
             producer.close(10)  # undelivered events go to the spool; raises only if even that fails
@@ -127,7 +133,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     return 0
 
 
-def _print_banner(settings: Settings) -> None:
+def _print_banner(settings: Settings, extra: list[str]) -> None:
     url = f"http://{settings.api.host}:{settings.api.port}"
     ws = settings.demo.workspace_id
     tokens = demo_tokens(settings)
@@ -143,6 +149,7 @@ def _print_banner(settings: Settings) -> None:
         "  Try:",
         f'    curl -H "Authorization: Bearer {tokens["owner"]}" \\',
         f'      "{url}/v1/workspaces/{ws}/audit/events?category=members"',
+        *extra,
         "",
     ]
     print("\n".join(lines), flush=True)  # noqa: T201 - the banner is the command's output

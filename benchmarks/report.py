@@ -126,4 +126,26 @@ def render(r: dict[str, Any]) -> str:
                        if pl else "-"]])]
     for shape, plan in (r.get("ch_explain") or {}).items():
         parts += [f"### EXPLAIN indexes=1 — {shape} (warm p99 over 20 ms)", "```", plan, "```"]
+    parts += _projection(r)
     return "\n\n".join(parts)
+
+
+def _projection(r: dict[str, Any]) -> list[str]:
+    """Before / after ``--action-projection``: storage, our warm pages, the questions."""
+    w = r.get("with_projection")
+    if not w:
+        return []
+    events = max(r.get("events", 1), 1)
+    before, after = r.get("ch_storage", {}), w.get("ch_storage", {})
+    pg_total = r.get("pg_storage", {}).get("total_bytes")
+    rows = [["bytes per event", _n(before.get("total_bytes", 0) / events), _n(after.get("total_bytes", 0) / events)],
+            ["ours/PG bytes", _ratio(before.get("total_bytes"), pg_total), _ratio(after.get("total_bytes"), pg_total)]]
+    for shape, modes in w.get("ch_pages", {}).items():
+        old = r.get("ch_pages", {}).get(shape, {}).get("warm", {})
+        rows.append([f"page '{shape}' warm p50 / p99 ms", f"{_n(old.get('p50_ms'), 2)} / {_n(old.get('p99_ms'), 2)}",
+                     f"{_n(modes['warm'].get('p50_ms'), 2)} / {_n(modes['warm'].get('p99_ms'), 2)}"])
+    for name, q in w.get("questions", {}).items():
+        old = r.get("questions", {}).get(name, {})
+        rows.append([f"{name} ms (PG {_n(q.get('pg_ms'))})", _n(old.get("ch_ms")), _n(q.get("ch_ms"))])
+    return [f"### With {w.get('file')} (built in {_n(w.get('build_s'))} s)",
+            _table(["figure", "before", "after"], rows)]

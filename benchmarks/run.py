@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-events", type=int, default=1_000_000, help="events for benchmarks.consumer")
     p.add_argument("--quick", action="store_true", help="tiny dataset and few samples: checks that it all works")
     p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument("--action-projection", type=Path, default=None,
+                   help="after the comparison, apply this SQL file (e.g. clickhouse/pending/0007_*.sql) and "
+                        "measure our storage, warm pages and questions again")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
     args = p.parse_args(argv)
     if args.quick:
@@ -187,12 +190,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["questions"] = measure.questions(client, conn, table, end.isoformat(),
                                                          reps=2 if args.quick else 3)
                 results["pg_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+                if args.action_projection:
+                    results["with_projection"] = with_projection(
+                        args, client, conn, reader, shapes, table, end.isoformat())
         results["chdb_version"] = client.query("SELECT version()").result_rows[0][0]
     finally:
         if server is not None:
             server.remove()
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def with_projection(args: argparse.Namespace, client: Any, conn: Any, reader: EventReader, shapes: Any,
+                    table: str, end_iso: str) -> dict[str, Any]:
+    """Apply the SQL file of ``--action-projection`` and measure again what it may change.
+
+    Storage, warm pages (they must not get slower) and the questions, ours only: PostgreSQL's
+    side is unchanged. The file's MATERIALIZE runs as a mutation; it is waited for.
+    """
+    from clickhouse.migrations import Migration
+
+    t0 = time.perf_counter()
+    for statement in Migration(0, "candidate", args.action_projection.read_text()).statements(DATABASE, TABLE):
+        client.command(statement, settings={"mutations_sync": 2})
+    build_s = time.perf_counter() - t0
+    logger.info("bench_projection_built seconds=%.1f", build_s)
+    pages = measure.ch_pages(client, reader, shapes, args.warm, 0, False)
+    return {
+        "file": str(args.action_projection), "build_s": build_s,
+        "ch_storage": measure.ch_storage(client, DATABASE, TABLE),
+        "ch_pages": {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pages.items()},
+        "questions": measure.questions(client, conn, table, end_iso, reps=2 if args.quick else 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,4 +135,33 @@ QUESTIONS: dict[str, tuple[str, str]] = {
         " AND (target_id = 'int_github' OR payload->'after'->>'integration_id' = 'int_github'"
         " OR payload->'before'->>'integration_id' = 'int_github') ORDER BY occurred_at, id",
     ),
+    # The questions a column store exists for: a long time range across all workspaces, grouped.
+    "events per day and category (1 y, all workspaces)": (
+        "SELECT toDate(occurred_at) AS day, category, count() AS events FROM {table}"
+        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
+        " GROUP BY day, category ORDER BY day, category",
+        "SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, category, count(*) AS events FROM events"
+        " WHERE occurred_at >= timestamptz '{end}' - interval '1 year'"
+        " GROUP BY day, category ORDER BY day, category",
+    ),
+    "top 20 actors per workspace (30 d)": (
+        "SELECT workspace_id, actor_display, count() AS events FROM {table}"
+        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 30 DAY"
+        " GROUP BY workspace_id, actor_display ORDER BY workspace_id, events DESC, actor_display"
+        " LIMIT 20 BY workspace_id",
+        "SELECT workspace_id, actor_display, events FROM (SELECT workspace_id, actor_display, count(*) AS events,"
+        " row_number() OVER (PARTITION BY workspace_id ORDER BY count(*) DESC, actor_display) AS rank"
+        " FROM events WHERE occurred_at >= timestamptz '{end}' - interval '30 days'"
+        " GROUP BY workspace_id, actor_display) AS ranked WHERE rank <= 20"
+        " ORDER BY workspace_id, events DESC, actor_display",
+    ),
+    "distinct active actors per workspace per month (1 y)": (
+        "SELECT workspace_id, toStartOfMonth(occurred_at) AS month, uniqExact(actor_id) AS actors FROM {table}"
+        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
+        " GROUP BY workspace_id, month ORDER BY workspace_id, month",
+        "SELECT workspace_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS month,"
+        " count(DISTINCT actor_id) AS actors FROM events"
+        " WHERE occurred_at >= timestamptz '{end}' - interval '1 year'"
+        " GROUP BY workspace_id, month ORDER BY workspace_id, month",
+    ),
 }

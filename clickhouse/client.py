@@ -28,13 +28,29 @@ def get_client(dsn: str, uncompressed_cache_mb: int = 0) -> Client:
         if client is None:
             if is_embedded(dsn):
                 _ensure_chdb_dir(dsn)
-                options = {"uncompressed_cache_size": str(uncompressed_cache_mb * 1024 * 1024)}
-                client = clickhouse_connect.get_client(dsn=dsn, chdb_options=options)
+                client = clickhouse_connect.get_client(dsn=dsn, chdb_options=_chdb_options(uncompressed_cache_mb))
             else:
                 # No HTTP session: the API queries from many threads at once.
                 client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
             _clients[dsn] = client
         return client
+
+
+def _chdb_options(uncompressed_cache_mb: int) -> dict[str, str]:
+    return {"uncompressed_cache_size": str(uncompressed_cache_mb * 1024 * 1024)}
+
+
+def engine_connection_string(dsn: str, uncompressed_cache_mb: int = 0) -> str:
+    """chDB's connection string for the embedded engine ``dsn`` names, as the product's client opens it.
+
+    For code that needs its own handles on the process's one engine (the SQL gateway's
+    read-only handles): the same path and options as ``get_client``.
+    """
+    from clickhouse_connect.driver._chdbclient import build_connection_string
+
+    if not is_embedded(dsn):
+        raise ValueError(f"not an embedded engine DSN: {dsn.split('://', 1)[0]}://...")
+    return build_connection_string(dsn.removeprefix("chdb://"), _chdb_options(uncompressed_cache_mb))
 
 
 def _ensure_chdb_dir(dsn: str) -> None:

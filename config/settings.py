@@ -111,6 +111,30 @@ class DemoSettings(BaseModel):
     trickle_seconds: float = Field(default=2.0, gt=0)
 
 
+class SqlGatewaySettings(BaseModel):
+    """Read-only ClickHouse SQL over HTTP on the embedded engine, for data teams (``auditlog up`` only).
+
+    chDB lives inside the product's process, so clickhouse-connect, curl or Grafana reach it
+    through this ClickHouse-compatible endpoint (clickhouse/http_gateway.py). A ClickHouse
+    server needs none of it: give people the read-only role in clickhouse/access/.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8123, ge=0, le=65535)  # 0: not started
+    user: str = Field(default="analyst", min_length=1)
+    # Empty: generated on first start and kept in credentials_file (mode 0600).
+    password: str = ""
+    credentials_file: Path = Path("var/auditlog/sql-gateway-credentials.json")
+    # Set on the engine handles before readonly = 1, so a query cannot raise them.
+    max_execution_seconds: float = Field(default=60.0, gt=0)
+    max_result_rows: int = Field(default=10_000_000, ge=1)
+    max_result_bytes: int = Field(default=1_000_000_000, ge=1)
+    max_memory_mb: int = Field(default=2048, ge=64)
+    max_threads: int = Field(default=2, ge=1)
+    # Queries that run at once (one engine handle each); more wait up to 10 s, then get code 202.
+    concurrent_queries: int = Field(default=2, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUDITLOG_",
@@ -128,6 +152,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     api: ApiSettings = ApiSettings()
     demo: DemoSettings = DemoSettings()
+    sql_gateway: SqlGatewaySettings = SqlGatewaySettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -89,7 +89,7 @@ def test_postgres_holds_the_same_events_and_returns_the_same_pages(quick_run: tu
         assert ours["n"] == theirs["n"] == 5, shape
         assert ours["rows"] == theirs["rows"], shape
     assert result["pg_export"]["rows"] == result["big_workspace_rows"]
-    assert len(result["questions"]) == 3
+    assert len(result["questions"]) == 6  # three lookups by action or target, three analytic
     for name, q in result["questions"].items():
         assert q["ch_rows"] == q["pg_rows"], name
     assert "ours/PG" in table
