@@ -103,21 +103,28 @@ class StagingTable:
         self._client = client
         self._database = database
         # The pid names the owner: on the embedded engine (one process) any other pid is a dead one.
+        self._created = False
         self.name = f"{database}.{STAGING_PREFIX}{os.getpid()}_{re.sub(r'[^a-z0-9]', '', uuid.uuid4().hex)[:12]}"
 
     def create(self) -> None:
         self._client.command(f"CREATE TABLE IF NOT EXISTS {self.name} ({STAGING_COLUMNS}) ENGINE = Memory")
+        self._created = True
 
     def stage(self, writer: SchemaVersion, bodies: Sequence[bytes]) -> None:
         """Parse ``bodies`` into the table (raises whatever the engine raises for an unparseable block)."""
-        self.create()  # a server restart loses Memory tables; re-creating is cheap and idempotent
-        self._client.command(f"TRUNCATE TABLE IF EXISTS {self.name}")
-        self._client.raw_insert(
-            self.name,
-            insert_block=staged_block(writer, bodies),
-            fmt="Avro",
-            settings={"input_format_skip_unknown_fields": 1},
-        )
+        try:
+            if not self._created:
+                self.create()
+            self._client.command(f"TRUNCATE TABLE IF EXISTS {self.name}")
+            self._client.raw_insert(
+                self.name,
+                insert_block=staged_block(writer, bodies),
+                fmt="Avro",
+                settings={"input_format_skip_unknown_fields": 1},
+            )
+        except Exception:
+            self._created = False  # a server restart loses Memory tables: the next attempt makes it again
+            raise
 
     def clear(self) -> None:
         self._client.command(f"TRUNCATE TABLE IF EXISTS {self.name}")

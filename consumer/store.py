@@ -81,6 +81,13 @@ def _raise_classified(err: Exception, what: str, staging: str = "") -> None:
     raise StoreUnavailable(f"could not {what}: {type(err).__name__}: {str(err)[:300]}") from err
 
 
+@dataclass(frozen=True)
+class _Check:
+    rejected: dict[int, str]
+    months: list[int]
+    repeated_ids: bool
+
+
 class EventStore:
     """Stores batches of raw messages in the events table (see the module docstring)."""
 
@@ -124,17 +131,17 @@ class EventStore:
         bodies = [(m[3] or b"")[HEADER_LENGTH:] for m in group]
         unparseable = self._check(writer, bodies)
         keep = [i for i in range(len(group)) if i not in unparseable]
-        keep = self._stage(writer, bodies, keep, unparseable)
+        keep, check = self._stage(writer, bodies, keep, unparseable)
         for i, reason in sorted(unparseable.items()):
             result.dead_letters.append((group[i], reason))
         if not keep:
             return
         # Staged row _seq = position in ``keep``.
-        rejected, months = self._verdicts(len(keep))
+        rejected, months = check.rejected, check.months
         for seq, reason in rejected.items():
             result.dead_letters.append((group[keep[seq]], reason))
         excluded = set(rejected)
-        skipped, conflicts = self._write_once(len(keep), excluded)
+        skipped, conflicts = self._write_once(excluded, check.repeated_ids)
         for seq in conflicts:
             result.dead_letters.append((group[keep[seq]], conflicts[seq]))
         excluded |= skipped | set(conflicts)
@@ -149,17 +156,17 @@ class EventStore:
         result.stored += len(keep) - len(excluded) - len(refused)
 
     def _stage(self, writer: SchemaVersion, bodies: list[bytes], keep: list[int],
-               unparseable: dict[int, str]) -> list[int]:
-        """Stage ``keep``'s bodies, moving to ``unparseable`` any the engine cannot read; returns ``keep``."""
+               unparseable: dict[int, str]) -> tuple[list[int], _Check]:
+        """Stage ``keep``'s bodies, moving to ``unparseable`` any the engine cannot read; returns ``keep``
+        and what one query over the staged rows says of them."""
+        check = _Check({}, [], False)
         while keep:
             try:
                 self.staging.stage(writer, [bodies[i] for i in keep])
-                count, lo, hi, distinct = self._client.query(
-                    f"SELECT count(), min(_seq), max(_seq), uniqExact(_seq) FROM {self.staging.name}"
-                ).result_rows[0]
-                if count == distinct == len(keep) and lo == 0 and hi == len(keep) - 1:
-                    return keep
-                failure: Exception = RowsRefused(f"the engine read {count} rows from {len(keep)} bodies")
+                aligned, check = self._inspect(len(keep))
+                if aligned:
+                    return keep, check
+                failure: Exception = RowsRefused(f"the engine's rows do not line up with the {len(keep)} bodies")
             except Exception as err:  # classified below: transient and fatal failures leave at once
                 if classify(err) != "data" and not _looks_like_parse_error(err):
                     _raise_classified(err, "stage the batch", self.staging.name)
@@ -174,7 +181,27 @@ class EventStore:
             for position, reason in found.items():
                 unparseable[keep[position]] = reason
             keep = [i for j, i in enumerate(keep) if j not in found]
-        return keep
+        return keep, check
+
+    def _inspect(self, n: int) -> tuple[bool, _Check]:
+        """One pass over the staged rows: do they line up with the ``n`` bodies (``_seq`` = 0..n-1), which
+        does the contract refuse (by _seq, with the reason), which months do the valid ones fall in, and
+        does an id repeat among them."""
+        try:
+            count, lo, hi, distinct, rejected, months, repeats = self._client.query(
+                "SELECT count(), min(_seq), max(_seq), uniqExact(_seq), groupArrayIf((_seq, reason), reason != ''), "
+                "groupUniqArrayIf(toYYYYMM(fromUnixTimestamp64Micro(occurred_at, 'UTC')), reason = ''), "
+                "countIf(reason = '') - uniqExactIf(id, reason = '') "
+                f"FROM (SELECT _seq, id, occurred_at, {REJECTION_REASON} AS reason FROM {self.staging.name})",
+                parameters=self._params,
+            ).result_rows[0]
+        except Exception as err:
+            _raise_classified(err, "check the batch", self.staging.name)
+            raise  # unreachable: _raise_classified always raises
+        aligned = count == distinct == n and lo == 0 and hi == n - 1
+        check = _Check({int(seq): str(reason) for seq, reason in rejected}, sorted(int(m) for m in months),
+                       repeats > 0)
+        return aligned, check
 
     def _engine_refused(self, writer: SchemaVersion, bodies: list[bytes]) -> dict[int, str]:
         """Bodies the engine cannot parse alone (bisecting), with its message."""
@@ -201,32 +228,20 @@ class EventStore:
         visit(0, len(bodies))
         return refused
 
-    def _verdicts(self, n: int) -> tuple[dict[int, str], list[int]]:
-        """Rows the contract refuses (by _seq, with the reason) and the months the valid rows fall in."""
-        try:
-            rejected, months = self._client.query(
-                f"SELECT groupArrayIf((_seq, reason), reason != ''), "
-                f"groupUniqArrayIf(toYYYYMM(fromUnixTimestamp64Micro(occurred_at, 'UTC')), reason = '') "
-                f"FROM (SELECT _seq, occurred_at, {REJECTION_REASON} AS reason FROM {self.staging.name})",
-                parameters=self._params,
-            ).result_rows[0]
-        except Exception as err:
-            _raise_classified(err, "check the batch", self.staging.name)
-            raise  # unreachable: _raise_classified always raises
-        return {int(seq): str(reason) for seq, reason in rejected}, sorted(int(m) for m in months)
-
-    def _write_once(self, n: int, excluded: set[int]) -> tuple[set[int], dict[int, str]]:
+    def _write_once(self, excluded: set[int], may_repeat: bool) -> tuple[set[int], dict[int, str]]:
         """Rows to skip (their id is stored, or earlier in the batch, with the same content) and id conflicts."""
+        repeated: list[str] = []
         try:
             stored = self._client.query(
                 f"SELECT toString(id), groupUniqArray(digest) FROM {self._ids} "
                 f"WHERE id IN (SELECT toUUIDOrZero(id) FROM {self.staging.name}) GROUP BY id"
             ).result_rows
-            (repeated,) = self._client.query(
-                f"SELECT groupArray(id) FROM (SELECT id FROM {self.staging.name} "
-                f"WHERE NOT has({{excluded:Array(Int64)}}, _seq) GROUP BY id HAVING count() > 1)",
-                parameters={"excluded": sorted(excluded)},
-            ).result_rows[0]
+            if may_repeat:
+                (repeated,) = self._client.query(
+                    f"SELECT groupArray(id) FROM (SELECT id FROM {self.staging.name} "
+                    f"WHERE NOT has({{excluded:Array(Int64)}}, _seq) GROUP BY id HAVING count() > 1)",
+                    parameters={"excluded": sorted(excluded)},
+                ).result_rows[0]
         except Exception as err:
             _raise_classified(err, "look up the batch's ids", self.staging.name)
             raise
