@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from tests.integration.test_consumer_support import caught_up, make_events
+from tests.support.consumer_checks import caught_up, make_events
 from tests.support.pipeline import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -55,7 +55,7 @@ VERIFY = """
 import json, sys
 from config.settings import get_settings
 from clickhouse.client import get_client
-from tests.integration.test_consumer_support import api_ids, table_facts
+from tests.support.consumer_checks import api_ids, table_facts
 s = get_settings()
 facts = table_facts(get_client(s.clickhouse.dsn), s.events_table)
 json.dump({"facts": facts, "api": api_ids(s)}, sys.stdout)
@@ -63,7 +63,7 @@ json.dump({"facts": facts, "api": api_ids(s)}, sys.stdout)
 
 
 def _verify(env: dict[str, str], expected_ids: list[str]) -> None:
-    from tests.integration.test_consumer_support import check_facts
+    from tests.support.consumer_checks import check_facts
 
     done = subprocess.run([sys.executable, "-c", VERIFY], cwd=REPO, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]

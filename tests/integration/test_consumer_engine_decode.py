@@ -22,7 +22,7 @@ from query_api.app import build_context, create_app
 from schemas.codec import default_codec
 from schemas.event import Actor, AuditEvent, RequestContext, Target, uuid7
 from tests.integration.test_consumer_faults import _run, _send_raw, _wait, fast_retries
-from tests.integration.test_consumer_support import (
+from tests.support.consumer_checks import (
     assert_exactly_once_as_read,
     caught_up,
     committed_and_end,

@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from clickhouse.client import get_client
 from config.settings import Settings
@@ -20,13 +18,15 @@ from consumer.loop import ConsumerLoop
 from consumer.metrics import DLQ_MESSAGES, INSERT_RETRIES
 from schemas.catalog import load_catalog
 from schemas.codec import default_codec
-from tests.integration.test_consumer_support import (
+from tests.support.consumer_checks import (
     assert_exactly_once_as_read,
     caught_up,
     committed_and_end,
     make_events,
 )
 from tests.support.faults import FailingClient
+from tests.support.faults import wait_for as _wait
+from tests.support.messages import send_raw as _send_raw
 from tests.support.pipeline import produce, stored_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -37,13 +37,6 @@ def _run(runner: ConsumerLoop) -> tuple[threading.Thread, dict[str, Any]]:
     thread = threading.Thread(target=lambda: result.setdefault("ok", runner.run().ok), daemon=True)
     thread.start()
     return thread, result
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _sample_counter(counter: Any) -> float:
@@ -89,20 +82,6 @@ def test_a_failing_store_commits_nothing_past_stored_data_and_loses_nothing_afte
     assert result.get("ok") is True
     assert _sample_counter(INSERT_RETRIES) > retries_before
     assert_exactly_once_as_read(settings, ids)
-
-
-def _send_raw(settings: Settings, messages: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
-    """Produce raw (key, value) pairs; returns each one's (partition, offset)."""
-    where: dict[int, tuple[int, int]] = {}
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True})
-    for i, (key, value) in enumerate(messages):
-        def delivered(err: Any, msg: Any, i: int = i) -> None:
-            assert err is None, err
-            where[i] = (msg.partition(), msg.offset())
-
-        producer.produce(settings.kafka.topic, key=key, value=value, on_delivery=delivered)
-    assert producer.flush(30) == 0
-    return [where[i] for i in range(len(messages))]
 
 
 def test_poison_messages_go_to_the_dlq_with_their_origin_and_a_fixed_consumer_replays_them(settings):

@@ -59,7 +59,7 @@ def send_raw(settings: Settings, messages: list[tuple[bytes, bytes]]) -> list[tu
 
 def consume_until_caught_up(settings: Settings, timeout: float = 90.0) -> None:
     """Run a consumer until the group committed every message of the topic, then stop it; it must end ok."""
-    from tests.integration.test_consumer_support import caught_up
+    from tests.support.consumer_checks import caught_up
 
     stop = threading.Event()
     runner = build_consumer(settings, stop)

@@ -17,7 +17,7 @@ from config.settings import Settings
 from consumer import build_consumer
 from consumer.topics import ensure_topics
 from deploy.local_kafka import LocalKafka, LocalKafkaConfig
-from tests.integration.test_consumer_support import make_events
+from tests.support.consumer_checks import make_events
 from tests.support.faults import run_in_thread, wait_for
 from tests.support.pipeline import produce, stored_count
 from tests.support.services import _free_port

@@ -1,4 +1,4 @@
-"""Helpers shared by the consumer fault tests (no tests here): offsets, reads the way the API reads."""
+"""Helpers shared by the consumer fault tests: offsets, reads the way the API reads (not a test module)."""
 
 from __future__ import annotations
 
