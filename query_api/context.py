@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
@@ -11,6 +11,7 @@ from producers.producer import AuditProducer
 from query_api.cursor import CursorCodec
 from query_api.queries import EventReader
 from query_api.security import TokenVerifier
+from query_api.tickets import UsedTickets
 from schemas.catalog import Catalog
 
 
@@ -25,3 +26,5 @@ class ApiContext:
     # Records exports as audit events; None where the API runs without a broker.
     audit_producer: AuditProducer | None = None
     ready: bool = True
+    # Export-link tickets already downloaded (single use; this process only).
+    used_tickets: UsedTickets = field(default_factory=UsedTickets)
