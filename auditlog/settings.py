@@ -94,6 +94,9 @@ class ApiSettings(BaseModel):
     jwt_issuer: str = "auditlog"
     cursor_secret: str = DEV_PLACEHOLDER_SECRET
     max_limit: int = 200
+    # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
+    # docs/performance.md).
+    export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     # The `service` of the audit events the API itself records (an export's WORKSPACE_AUDIT_EXPORTED).
     service_name: str = Field(default="auditlog-query-api", min_length=1, max_length=100)
     # Shows the "sign in as owner / admin / member" helper on the Audit page;

@@ -54,7 +54,7 @@ class ExportRequest:
 
 def stream_export(ctx: ApiContext, request: ExportRequest) -> StreamingResponse:
     """The streaming response for a validated export request (access already checked)."""
-    exporter = EventExporter(ctx.client, ctx.settings.events_table)
+    exporter = EventExporter(ctx.client, ctx.settings.events_table, chunk_rows=ctx.settings.api.export_chunk_rows)
     snapshot = exporter.snapshot(request.workspace_id, request.filters)
     progress = ExportProgress()
     logger.info("export_started workspace=%s user=%s format=%s via=%s request_id=%s rows_expected=%d",
