@@ -8,21 +8,17 @@ client: the transfer is aborted and a JSONL body ends with an error line.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 
 from auditlog.settings import Settings
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from tests.support.pipeline import api_client, bearer, consume_until, store_directly
+from tests.support.serving import serve
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -64,28 +60,6 @@ def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings):
                      "filter_category": "members", "filter_actor": "alex@", "filter_until": "2026-06-30"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(app) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(settings, fmt):
     store_directly(settings, EventGenerator(seed=8).history([WS], 50, START, START + timedelta(days=3)))
@@ -108,13 +82,13 @@ def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(se
         engine.raw_query = fail_after_first_chunk  # type: ignore[method-assign]
         received = b""
         try:
-            for base in _serve(create_app(context)):
-                with pytest.raises(httpx.HTTPError) as cut, httpx.stream(
-                        "GET", f"{base}/v1/workspaces/{WS}/audit/export", params={"format": fmt},
-                        headers={**bearer(settings, WS), "X-Request-ID": "req-cut-1"}, timeout=30) as response:
-                    assert response.status_code == 200
-                    for piece in response.iter_bytes():
-                        received += piece
+            url = f"/v1/workspaces/{WS}/audit/export"
+            headers = {**bearer(settings, WS), "X-Request-ID": "req-cut-1"}
+            with serve(create_app(context), log_level="critical") as base, pytest.raises(httpx.HTTPError) as cut, \
+                    httpx.stream("GET", base + url, params={"format": fmt}, headers=headers, timeout=30) as response:
+                assert response.status_code == 200
+                for piece in response.iter_bytes():
+                    received += piece
         finally:
             engine.raw_query = real_raw_query  # type: ignore[method-assign]
             engine.command(f"RENAME TABLE {hidden} TO {table}")
