@@ -15,8 +15,6 @@ from fastapi import Request
 
 from query_api.errors import UnexpectedBody, UnknownParameter
 
-FILTER_PARAMS = ("category", "actor", "target_kind", "action", "since", "until")
-
 
 def only_params(*names: str) -> Callable[[Request], None]:
     """A dependency that refuses query parameters other than ``names``, and any given twice."""

@@ -15,9 +15,9 @@ from query_api.deps import ClientDep, ContextDep, CurrentUser
 from query_api.errors import InvalidCursor, InvalidParameter, NotFound
 from query_api.export import ExportFormat
 from query_api.export_run import ExportRequest, stream_export
-from query_api.filters import EventFilters, parse_filters
+from query_api.filters import FILTER_NAMES, EventFilters, parse_filters
 from query_api.models import ErrorOut, EventOut, EventPage
-from query_api.strict import FILTER_PARAMS, only_params
+from query_api.strict import only_params
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
     # Declared so that the framework's own 422 shape is not: every 4xx has the ErrorOut body.
     "4XX": {"model": ErrorOut, "description": "Any other client error, same body"},
 }
-LIST_PARAMS = (*FILTER_PARAMS, "limit", "cursor")
-EXPORT_PARAMS = (*FILTER_PARAMS, "format")
+LIST_PARAMS = (*FILTER_NAMES, "limit", "cursor")
+EXPORT_PARAMS = (*FILTER_NAMES, "format")
 
 WorkspaceId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Workspace id")
