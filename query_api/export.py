@@ -91,8 +91,11 @@ JSONL_ROW = (
     '"service":${service:JSON}}}'
 )
 # Read-ahead buffering of the in-order read holds blocks of every part at once (measured: +300 MB on a
-# 200k-row chunk); without it the read streams.
-_ISO = "date_time_output_format = 'iso', read_in_order_use_buffering = 0"
+# 200k-row chunk); without it the read streams. Every chunk query has its own constants (window, position),
+# so the engine's compiled-expression and query-condition caches would keep an entry per chunk for the
+# process's life: measured 62 -> 51 MB of growth on 1,000 chunk queries without them.
+_ISO = ("date_time_output_format = 'iso', read_in_order_use_buffering = 0, compile_expressions = 0,"
+        " use_query_condition_cache = 0")
 _SETTINGS: dict[str, tuple[str, str, str]] = {
     # format -> (select list, engine output format, inline settings); "\\n" is the SQL escape of a newline.
     "jsonl": (", ".join(COLUMNS), "Template", f"{_ISO}, format_template_row_format = '{JSONL_ROW}\\n',"
