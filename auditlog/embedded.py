@@ -9,17 +9,22 @@ prints the URL and bearer tokens.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import secrets
+import stat
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import uvicorn
 
 from auditlog.sql_gateway import banner_lines, build_sql_gateway
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
-from config.settings import Settings
+from config.settings import DEV_PLACEHOLDER_SECRET, HMAC_KEY_BYTES, Settings
 from consumer import RunResult, build_consumer
 from consumer.topics import ensure_topics
 from deploy.local_kafka import LocalKafka, LocalKafkaConfig
@@ -43,6 +48,51 @@ def local_kafka(settings: Settings) -> LocalKafka:
             partitions=k.partitions,
         )
     )
+
+
+# Where `auditlog up` keeps the secrets it generated on its first start (0600, reused on later starts).
+SECRETS_FILE = Path("var/auditlog/secrets.json")
+
+
+def local_secrets(path: Path = SECRETS_FILE) -> dict[str, str]:
+    """The embedded mode's own random JWT and cursor secrets: read from ``path``, or made and kept there.
+
+    The published placeholder would let anyone who can reach the embedded API
+    mint an owner token for any workspace. The file is created with mode 0600
+    (only this user can read it); a file found with wider permissions is
+    narrowed, with a warning.
+    """
+    if path.exists():
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            logger.warning("secrets_file_permissions_narrowed path=%s", path)
+            path.chmod(0o600)
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict) and all(isinstance(loaded.get(k), str) and len(loaded[k]) >= 32
+                                            for k in ("jwt_secret", "cursor_secret")):
+            return {"jwt_secret": loaded["jwt_secret"], "cursor_secret": loaded["cursor_secret"]}
+        logger.warning("secrets_file_unusable path=%s action=regenerate", path)
+        path.unlink()
+    made = {"jwt_secret": secrets.token_urlsafe(48), "cursor_secret": secrets.token_urlsafe(48)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(made, out)
+    logger.info("secrets_generated path=%s", path)
+    return made
+
+
+def with_local_secrets(settings: Settings, path: Path = SECRETS_FILE) -> Settings:
+    """``settings`` with the embedded mode's own secrets wherever the published placeholder is configured.
+
+    A secret set in the environment is kept as it is.
+    """
+    own = local_secrets(path)
+    update = {k: own[k] for k in ("jwt_secret", "cursor_secret")
+              if getattr(settings.api, k) == DEV_PLACEHOLDER_SECRET
+              and not (k == "jwt_secret" and settings.api.jwt_algorithm not in HMAC_KEY_BYTES)}
+    if not update:
+        return settings
+    return settings.model_copy(update={"api": settings.api.model_copy(update=update)})
 
 
 def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int:
@@ -87,6 +137,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     outcome: list[RunResult] = []
 
     producer = AuditProducer.from_settings(settings)
+    settings = with_local_secrets(settings)
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
 
     def consumer_ready() -> tuple[bool, str, str]:

@@ -15,7 +15,15 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PLACEHOLDER_SECRETS = {"", "changethis", "dev-only-insecure-secret-change-me-in-production"}
+# The published development secret: anyone can sign tokens with it, so only `development` may use it.
+DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me-in-production"
+_PLACEHOLDER_SECRETS = {"", "changethis", "changeme", "secret", DEV_PLACEHOLDER_SECRET}
+# HMAC algorithms and the shortest key each takes outside development (RFC 7518 3.2: at least the hash size).
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+# Public-key algorithms and the key type their PEM must hold.
+PUBLIC_KEY_ALGORITHMS = {**{f"RS{n}": "RSA" for n in (256, 384, 512)}, **{f"PS{n}": "RSA" for n in (256, 384, 512)},
+                         **{f"ES{n}": "EC" for n in (256, 384, 512)}}
+CURSOR_SECRET_BYTES = 32
 
 
 class KafkaSettings(BaseModel):
@@ -91,12 +99,18 @@ class ConsumerSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # HS256/384/512 verify with jwt_secret; RS*/PS* (RSA) and ES* (EC) with jwt_public_key (PEM).
     jwt_algorithm: str = "HS256"
-    jwt_secret: str = "dev-only-insecure-secret-change-me-in-production"
-    jwt_public_key: str = ""  # PEM, for RS256
+    jwt_secret: str = DEV_PLACEHOLDER_SECRET
+    jwt_public_key: str = ""
     jwt_issuer: str = "auditlog"
-    cursor_secret: str = "dev-only-insecure-secret-change-me-in-production"
+    cursor_secret: str = DEV_PLACEHOLDER_SECRET
     max_limit: int = 200
+    # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
+    # docs/performance.md).
+    export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    # The `service` of the audit events the API itself records (an export's WORKSPACE_AUDIT_EXPORTED).
+    service_name: str = Field(default="auditlog-query-api", min_length=1, max_length=100)
     # Shows the "sign in as owner / admin / member" helper on the Audit page;
     # only the embedded run mode (`auditlog up`) turns it on.
     demo_sign_in: bool = False
@@ -155,18 +169,67 @@ class Settings(BaseSettings):
     sql_gateway: SqlGatewaySettings = SqlGatewaySettings()
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment != "production":
-            return self
-        if self.api.jwt_algorithm == "HS256" and self.api.jwt_secret in _PLACEHOLDER_SECRETS:
-            raise ValueError("AUDITLOG_API__JWT_SECRET must be set to a real secret in production")
-        if self.api.cursor_secret in _PLACEHOLDER_SECRETS:
-            raise ValueError("AUDITLOG_API__CURSOR_SECRET must be set to a real secret in production")
+    def _closed_by_default(self) -> Settings:
+        """Outside ``development``, refuse to start with a secret anyone could know, or no way to verify.
+
+        Checks the configured JWT algorithm's key (an HMAC secret that is a
+        placeholder, empty or shorter than the hash; an RSA/EC public key that
+        is missing, not PEM or of the wrong type; an unknown algorithm) and the
+        cursor secret. Each message names the variable to set.
+        """
+        problems = jwt_key_problems(self.api)
+        if self.environment != "development":
+            problems += production_secret_problems(self.api)
+        if problems:
+            raise ValueError(f"refusing to start (AUDITLOG_ENVIRONMENT={self.environment}): " + "; ".join(problems))
         return self
 
     @property
     def events_table(self) -> str:
         return f"{self.clickhouse.database}.{self.clickhouse.table}"
+
+
+def jwt_key_problems(api: ApiSettings) -> list[str]:
+    """What makes token verification impossible in any environment: an unknown algorithm, a bad public key."""
+    algorithm = api.jwt_algorithm
+    if algorithm not in HMAC_KEY_BYTES and algorithm not in PUBLIC_KEY_ALGORITHMS:
+        known = ", ".join([*HMAC_KEY_BYTES, *PUBLIC_KEY_ALGORITHMS])
+        return [f"AUDITLOG_API__JWT_ALGORITHM={algorithm!r} is not supported; use one of {known}"]
+    if algorithm in HMAC_KEY_BYTES:
+        return []
+    if not api.jwt_public_key.strip():
+        return [f"AUDITLOG_API__JWT_PUBLIC_KEY must hold the issuer's {PUBLIC_KEY_ALGORITHMS[algorithm]} public key "
+                f"(PEM) for {algorithm}"]
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(api.jwt_public_key.strip().encode())
+    except (ValueError, TypeError):
+        return [f"AUDITLOG_API__JWT_PUBLIC_KEY is not a PEM public key (-----BEGIN PUBLIC KEY-----) for {algorithm}"]
+    wanted = PUBLIC_KEY_ALGORITHMS[algorithm]
+    if (wanted == "RSA") != isinstance(key, rsa.RSAPublicKey) or (wanted == "EC") != isinstance(
+            key, ec.EllipticCurvePublicKey):
+        return [f"AUDITLOG_API__JWT_PUBLIC_KEY holds no {wanted} public key, which {algorithm} needs"]
+    return []
+
+
+def production_secret_problems(api: ApiSettings) -> list[str]:
+    """Secrets that are placeholders, empty or too short: refused outside development."""
+    problems = []
+    if api.jwt_algorithm in HMAC_KEY_BYTES:
+        need = HMAC_KEY_BYTES[api.jwt_algorithm]
+        if api.jwt_secret.strip() in _PLACEHOLDER_SECRETS:
+            problems.append(f"AUDITLOG_API__JWT_SECRET must be set to a real secret for {api.jwt_algorithm} "
+                            "(it is empty or a published placeholder)")
+        elif len(api.jwt_secret.encode()) < need:
+            problems.append(f"AUDITLOG_API__JWT_SECRET must be at least {need} bytes for {api.jwt_algorithm}")
+    if api.cursor_secret.strip() in _PLACEHOLDER_SECRETS:
+        problems.append("AUDITLOG_API__CURSOR_SECRET must be set to a real secret (it is empty or a published "
+                        "placeholder)")
+    elif len(api.cursor_secret.encode()) < CURSOR_SECRET_BYTES:
+        problems.append(f"AUDITLOG_API__CURSOR_SECRET must be at least {CURSOR_SECRET_BYTES} bytes")
+    return problems
 
 
 @lru_cache(maxsize=1)

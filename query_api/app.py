@@ -7,10 +7,12 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clickhouse.client import get_client
 from config.settings import Settings
@@ -41,9 +43,39 @@ def build_context(settings: Settings, audit_producer: AuditProducer | None = Non
     )
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
-    return f"{where}: {error.get('msg')}"
+# Human wording for the framework's validation errors (pydantic error types), by parameter.
+_PROBLEMS = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "has characters it may not hold",
+    "literal_error": "must be one of {expected}",
+    "uuid_parsing": "must be a UUID such as 0190f5a3-6b1e-7c2d-8e3f-4a5b6c7d8e9f",
+    "uuid_type": "must be a UUID such as 0190f5a3-6b1e-7c2d-8e3f-4a5b6c7d8e9f",
+    "missing": "is required",
+}
+
+
+def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
+    """(field, message) for one of the framework's validation errors, worded for a person."""
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "path", "header", "body")]
+    field = loc[-1] if loc else "request"
+    template = _PROBLEMS.get(str(error.get("type")))
+    try:
+        problem = template.format(**(error.get("ctx") or {})) if template else str(error.get("msg"))
+    except (KeyError, IndexError):
+        problem = str(error.get("msg"))
+    given = error.get("input")
+    shown = f" (got {str(given)[:60]!r})" if isinstance(given, str | int | float) and given != "" else ""
+    return field, f"{field} {problem}{shown}."
+
+
+def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The one error body (``ErrorOut``)."""
+    return {"status": status, "code": code, "message": message, "field": field}
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -51,20 +83,37 @@ def create_app(context: ApiContext) -> FastAPI:
         title="Audit log query API",
         version="1",
         description="Who changed what, and when: filtered, cursor-paginated reads and exports of a "
-        "workspace's audit log. Owners and admins only.",
+        "workspace's audit log. Owners and admins only. Every 4xx answer has one body: "
+        "`{status, code, message, field}`.",
     )
     app.state.context = context
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status_code)
+        return JSONResponse(error_body(exc.status_code, exc.code, exc.message, exc.field),
+                            status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [_describe(e) for e in exc.errors()]
-        return JSONResponse(
-            {"error": "invalid_parameter", "message": "; ".join(problems), "detail": problems}, status_code=422
-        )
+        problems = [describe_validation_error(e) for e in exc.errors()]
+        field = problems[0][0] if problems else None
+        message = " ".join(m for _, m in problems) or "The request is not valid."
+        return JSONResponse(error_body(400, "invalid_parameter", message, field), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: "There is nothing at this address; see /docs for the API.",
+                   405: "This address does not take that method; see /docs for the API."}.get(
+            exc.status_code, str(exc.detail))
+        return JSONResponse(error_body(exc.status_code, code, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClickHouseError)
+    async def store_error(_request: Request, exc: ClickHouseError) -> JSONResponse:
+        logger.error("store_error error=%s", type(exc).__name__, exc_info=exc)
+        return JSONResponse(error_body(503, "store_unavailable", "The audit log store did not answer; try "
+                                       "again in a moment."), status_code=503)
 
     app.include_router(health.router)
     app.include_router(catalog.router)

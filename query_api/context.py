@@ -12,6 +12,7 @@ from producers.producer import AuditProducer
 from query_api.cursor import CursorCodec
 from query_api.queries import EventReader
 from query_api.security import TokenVerifier
+from query_api.tickets import UsedTickets
 from schemas.catalog import Catalog
 
 
@@ -28,3 +29,5 @@ class ApiContext:
     # Parts running in this process that /readyz must ask, by name: each returns (ready, state, detail).
     # The embedded mode adds its consumer, so readiness tells whether events are being stored.
     readiness: dict[str, Callable[[], tuple[bool, str, str]]] = field(default_factory=dict)
+    # Export-link tickets already downloaded (single use; this process only).
+    used_tickets: UsedTickets = field(default_factory=UsedTickets)

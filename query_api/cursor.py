@@ -16,7 +16,8 @@ from query_api.errors import InvalidCursor
 from query_api.filters import EventFilters
 from query_api.signing import ForgedToken, MalformedToken, SignedJson
 
-_VERSION = 1
+# 2: ``until`` is inclusive and the filters as given ride along (``g``); a version-1 cursor is refused.
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class CursorCodec:
                 "v": _VERSION,
                 "ws": cursor.workspace_id,
                 "f": cursor.filters.canonical(),
+                "g": cursor.filters.echo(),
                 "l": cursor.limit,
                 "t": cursor.after.occurred_at.isoformat(),
                 "id": str(cursor.after.id),
@@ -55,23 +57,24 @@ class CursorCodec:
             data = self._tokens.loads(text)
         except ForgedToken:
             raise InvalidCursor(
-                "The cursor was altered or was not issued by this service; start again from page 1."
+                "The cursor was altered or was not issued by this service; start again from page 1.", "cursor"
             ) from None
         except MalformedToken:
             raise InvalidCursor(
-                "The cursor is malformed: pass next_cursor exactly as the previous page returned it."
+                "The cursor is malformed: pass next_cursor exactly as the previous page returned it.", "cursor"
             ) from None
         try:
             if data.get("v") != _VERSION:
                 raise ValueError("version")
-            filters = EventFilters.from_canonical(data["f"])
+            filters = EventFilters.from_canonical(data["f"], data.get("g"))
             position = Position(datetime.fromisoformat(data["t"]), uuid.UUID(data["id"]))
             limit = int(data["l"])
             cursor_ws = str(data["ws"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidCursor(
-                "The cursor is from an older version of this service; start again from page 1."
+                "The cursor is from an older version of this service; start again from page 1.", "cursor"
             ) from None
         if cursor_ws != workspace_id:
-            raise InvalidCursor("This cursor belongs to another workspace; start again from page 1 of this one.")
+            raise InvalidCursor("This cursor belongs to another workspace; start again from page 1 of this one.",
+                                "cursor")
         return Cursor(cursor_ws, filters, limit, position)

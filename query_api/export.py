@@ -17,9 +17,22 @@ docs/performance.md, "Export"):
   and are adjacent in the order; ``LIMIT 1 BY`` collapses them inside a
   chunk, and the strict keyset condition keeps a copy of a chunk's last row
   out of the next chunk.
+- The windows are planned in integer microseconds (``ExportWindows``), never
+  by datetime arithmetic: one event, two events centuries apart, bursts and
+  long gaps all give windows inside [oldest, newest], for any chunk size.
+- Snapshot: the first query fixes the engine's clock (``now64(3)``) and every
+  chunk reads only rows ingested up to it (``ingested_at <= taken_at``), so
+  events arriving during an export are left for the next one. (A late copy of
+  an event that merges with the stored one before its window is read carries
+  the copy's later ``ingested_at`` and is then missing from that export; a
+  copy is rare, the merge within the export's seconds rarer.)
 - Memory is bounded by the chunk: the engine's formatted chunk plus its
   copy as Python bytes, whatever the history size. The chunk is handed on
   in pieces of ``piece_bytes`` so the HTTP layer never buffers a whole chunk.
+- CSV is safe to open in a spreadsheet (OWASP, CSV injection): every field
+  is quoted, and a text field that starts with ``=``, ``+``, ``-``, ``@``, a
+  tab or a carriage return gets a leading ``'`` in the engine's SELECT.
+  JSONL is exact.
 
 Settings ride inline in the SQL (``SETTINGS ...``): per-call settings make
 the embedded engine's client snapshot, set and restore them around every
@@ -30,9 +43,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from operator import xor
 from typing import Literal
 
 import orjson
@@ -40,7 +57,7 @@ from clickhouse_connect.driver.client import Client
 
 from query_api.cursor import Position
 from query_api.filters import EventFilters
-from query_api.queries import build_where
+from query_api.queries import build_where, ch_time
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +69,16 @@ COLUMNS = (
     "target_kind", "target_id", "target_display", "payload", "ip", "user_agent", "request_id", "service",
 )
 CSV_HEADER = (",".join(f'"{c}"' for c in COLUMNS) + "\n").encode()
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP); the export prefixes a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS = frozenset(COLUMNS) - {"id", "occurred_at"}
+_FORMULA_SQL = ", ".join("'" + c.replace("\t", "\\t").replace("\r", "\\r") + "'" for c in FORMULA_STARTS)
+CSV_SELECT = ", ".join(
+    # No alias: an alias named like a column would replace that column in the WHERE clause.
+    f"if(substring({c}, 1, 1) IN ({_FORMULA_SQL}), concat('\\'', {c}), toString({c}))"
+    if c in _TEXT_COLUMNS else c
+    for c in COLUMNS
+)
 
 # One JSON object a line with EventOut's keys and nesting; payload is stored JSON text, written as is.
 JSONL_ROW = (
@@ -64,23 +91,89 @@ JSONL_ROW = (
     '"service":${service:JSON}}}'
 )
 # Read-ahead buffering of the in-order read holds blocks of every part at once (measured: +300 MB on a
-# 200k-row chunk); without it the read streams.
-_ISO = "date_time_output_format = 'iso', read_in_order_use_buffering = 0"
-_SETTINGS: dict[str, tuple[str, str]] = {
-    # format -> (engine output format, inline settings); "\\n" is the SQL escape of a newline.
-    "jsonl": ("Template", f"{_ISO}, format_template_row_format = '{JSONL_ROW}\\n',"
-                          " format_template_rows_between_delimiter = ''"),
-    "csv": ("CSV", _ISO),
+# 200k-row chunk); without it the read streams. Every chunk query has its own constants (window, position),
+# so the engine's compiled-expression and query-condition caches would keep an entry per chunk for the
+# process's life: measured 62 -> 51 MB of growth on 1,000 chunk queries without them.
+_ISO = ("date_time_output_format = 'iso', read_in_order_use_buffering = 0, compile_expressions = 0,"
+        " use_query_condition_cache = 0")
+_SETTINGS: dict[str, tuple[str, str, str]] = {
+    # format -> (select list, engine output format, inline settings); "\\n" is the SQL escape of a newline.
+    "jsonl": (", ".join(COLUMNS), "Template", f"{_ISO}, format_template_row_format = '{JSONL_ROW}\\n',"
+                                               " format_template_rows_between_delimiter = ''"),
+    "csv": (CSV_SELECT, "CSV", _ISO),
 }
 
-# Measured on 2M rows: 50k rows run as fast as 200k (638k against 616k rows/s JSONL) with 208 MB
-# of RSS growth against 559 MB; the chunk bounds the memory, not the history.
-DEFAULT_CHUNK_ROWS = 50_000
-_MIN_SPAN = timedelta(microseconds=1)
+# Measured on 1M rows of one workspace (benchmarks/export_memory.py, docs/performance.md): 50k-row chunks
+# grew the process by 273 MB (JSONL) / 219 MB (CSV), 10k-row chunks by 87 / 85 MB at the same JSONL
+# speed; the chunk bounds the memory, not the history.
+DEFAULT_CHUNK_ROWS = 10_000
 _FILL = 0.8
 # With the keyset condition "before (t, id)", this id means "before t": no UUID is smaller.
 _BEFORE_ALL_IDS = uuid.UUID(int=0)
 DEFAULT_PIECE_BYTES = 1 << 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC moment ``micros`` microseconds after the epoch (exact: no float on the way)."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass
+class ExportProgress:
+    """What an export has handed on so far; the route records it whether the export completes or fails."""
+
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the export covers: matching rows ingested up to ``taken_at`` (the engine's clock)."""
+
+    count: int
+    oldest_us: int
+    newest_us: int
+    taken_at: str
+
+
+class ExportWindows:
+    """The export's time windows, newest first, planned in integer microseconds.
+
+    A window is [lower, top): ``lower(top)`` places the next one below ``top``
+    and never below the oldest row; its span starts at what should hold a
+    little less than a chunk at the history's mean density and adapts to each
+    window's density (x0.5 .. x4; an empty window, a gap, always widens the
+    next). The span stays between 1 µs and the whole history, so no value ever
+    leaves the history's own range: no overflow, whatever the history or the
+    chunk size. Correctness does not depend on the span, only termination
+    speed does (every window is read to its end before the next).
+    """
+
+    def __init__(self, oldest_us: int, newest_us: int, count: int, chunk_rows: int) -> None:
+        if count < 1 or chunk_rows < 1 or newest_us < oldest_us:
+            raise ValueError("an export plan needs at least one row, a positive chunk and oldest <= newest")
+        self.oldest = oldest_us
+        self.top = newest_us + 1  # exclusive
+        self._history = newest_us - oldest_us + 1
+        self._chunk = chunk_rows
+        self.span = self._clamp(math.ceil(self._history * (_FILL * chunk_rows / count)))
+
+    def _clamp(self, span: float | int) -> int:
+        return int(min(max(span, 1), self._history))
+
+    def lower(self) -> int:
+        """The lower bound (inclusive) of the window below ``top``."""
+        return max(self.top - self.span, self.oldest)
+
+    def window_done(self, lower: int, rows: int) -> bool:
+        """Record that [lower, top) held ``rows``; True when that was the oldest window."""
+        if lower <= self.oldest:
+            return True
+        self.top = lower
+        growth = min(max(_FILL * self._chunk / rows, 0.5), 4.0) if rows else 4.0
+        self.span = self._clamp(self.span * growth)
+        return False
 
 
 class ExportError(RuntimeError):
@@ -91,8 +184,9 @@ class EventExporter:
     """Streams one workspace's filtered history, newest first, one row per event.
 
     The rows equal all pages of the list endpoint concatenated (same filters,
-    same order, copies collapsed). A failure mid-way raises from the
-    iterator; the bytes already sent are a prefix of the full export.
+    same order, copies collapsed), as of the export's start (``Snapshot``). A
+    failure mid-way raises from the iterator; the bytes already handed on are
+    a prefix of the full export, whole rows only, counted in the progress.
     """
 
     def __init__(self, client: Client, table: str, chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -104,59 +198,70 @@ class EventExporter:
         self._chunk_rows = int(chunk_rows)
         self._piece_bytes = int(piece_bytes)
 
-    def chunks(self, workspace_id: str, filters: EventFilters, fmt: ExportFormat | str) -> Iterator[bytes]:
+    def snapshot(self, workspace_id: str, filters: EventFilters) -> Snapshot:
+        """Count and time range of the matching rows as of now, and the engine's "now" that fixes them."""
+        stats = build_where(workspace_id, filters)
+        count, oldest, newest, taken_at = self._client.query(
+            "WITH now64(3, 'UTC') AS taken"
+            " SELECT count(), toUnixTimestamp64Micro(min(occurred_at)), toUnixTimestamp64Micro(max(occurred_at)),"
+            f" toString(any(taken)) FROM {self._table} WHERE {stats.where} AND ingested_at <= taken",
+            parameters=stats.parameters,
+        ).result_rows[0]
+        return Snapshot(int(count), int(oldest), int(newest), str(taken_at))
+
+    def chunks(self, workspace_id: str, filters: EventFilters, fmt: ExportFormat | str,
+               progress: ExportProgress | None = None, snapshot: Snapshot | None = None) -> Iterator[bytes]:
         """The export's bytes in pieces of at most ``piece_bytes``; CSV starts with its header.
 
         Args:
             workspace_id: the workspace to export.
             filters: the list endpoint's filters.
             fmt: ``jsonl`` or ``csv``.
+            progress: counts the rows and bytes handed on (rows are whole: a chunk is handed on whole).
+            snapshot: ``snapshot()`` taken before (so that a failing engine fails before the first byte);
+                taken here when not given.
 
         Raises:
             ValueError: an unknown format.
             ExportError: a chunk whose last row cannot be parsed (never expected).
+            clickhouse_connect's errors: the engine failed; what was handed on is a prefix.
         """
         if fmt not in _SETTINGS:
             raise ValueError(f"unknown export format {fmt!r}")
-        engine_fmt, settings = _SETTINGS[fmt]
+        select, engine_fmt, settings = _SETTINGS[fmt]
+        progress = progress if progress is not None else ExportProgress()
         if fmt == "csv":
+            progress.bytes += len(CSV_HEADER)
             yield CSV_HEADER
-        stats = build_where(workspace_id, filters)
-        count, oldest, newest = self._client.query(
-            f"SELECT count(), min(occurred_at), max(occurred_at) FROM {self._table} WHERE {stats.where}",
-            parameters=stats.parameters,
-        ).result_rows[0]
-        if not count:
+        snap = snapshot if snapshot is not None else self.snapshot(workspace_id, filters)
+        if not snap.count:
             return
-        oldest, newest = _as_utc(oldest), _as_utc(newest)
-        # A window expected to hold a little less than a chunk (so few windows overflow it),
-        # adapted to the density each window finds.
-        span = max((newest - oldest) * (_FILL * self._chunk_rows / count), _MIN_SPAN)
+        windows = ExportWindows(snap.oldest_us, snap.newest_us, snap.count, self._chunk_rows)
         after: Position | None = None
         while True:
-            lo = max((after.occurred_at if after else newest + _MIN_SPAN) - span, oldest)
+            lower = windows.lower()
             query = build_where(workspace_id, filters, after)
             sql = (
-                f"SELECT {', '.join(COLUMNS)} FROM {self._table}"
+                f"SELECT {select} FROM {self._table}"
                 f" WHERE {query.where} AND occurred_at >= {{lo:DateTime64(6, 'UTC')}}"
+                " AND ingested_at <= {taken:DateTime64(3, 'UTC')}"
                 f" ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id LIMIT {self._chunk_rows}"
                 f" SETTINGS {settings}"
             )
-            params = {**query.parameters, "lo": lo.strftime("%Y-%m-%d %H:%M:%S.%f")}
+            params = {**query.parameters, "lo": ch_time(from_micros(lower)), "taken": snap.taken_at}
             data = self._client.raw_query(sql, parameters=params, fmt=engine_fmt)
+            rows = count_rows(data, fmt)
             if data:
                 yield from self._pieces(data)
-            # Line ends undercount nothing: CSV fields may hold some, which only costs a smaller next window.
-            rows = data.count(b"\n")
+                progress.rows += rows
+                progress.bytes += len(data)
             if rows >= self._chunk_rows:
                 after = _last_position(data, fmt)  # the window holds more: go on from the last row
+                windows.top = to_micros(after.occurred_at)
                 continue
-            if lo <= oldest:
+            if windows.window_done(lower, rows):
                 return
-            after = Position(lo, _BEFORE_ALL_IDS)  # the window is done: the next one ends where it began
-            # An empty window (a gap in the history) always widens the next one, so gaps cost few queries.
-            growth = min(max(_FILL * self._chunk_rows / rows, 0.5), 4.0) if rows else 4.0
-            span = min(max(span * growth, _MIN_SPAN), newest - oldest + _MIN_SPAN)
+            after = Position(from_micros(lower), _BEFORE_ALL_IDS)  # the next window ends where this began
 
     def _pieces(self, data: bytes) -> Iterator[bytes]:
         if len(data) <= self._piece_bytes:
@@ -165,6 +270,25 @@ class EventExporter:
         view = memoryview(data)
         for start in range(0, len(data), self._piece_bytes):
             yield bytes(view[start:start + self._piece_bytes])
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exact."""
+    delta = _as_utc(moment) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def count_rows(data: bytes, fmt: str) -> int:
+    """The rows in a formatted chunk: JSONL has one line each; a CSV field may hold line ends.
+
+    The engine quotes every CSV field and doubles quotes inside them, so a
+    line end ends a record exactly when an even number of quotes precede it
+    in the chunk (which starts at a record's start).
+    """
+    if fmt != "csv":
+        return data.count(b"\n")
+    odd = [line.count(b'"') & 1 for line in data.split(b"\n")[:-1]]
+    return list(accumulate(odd, xor)).count(0)
 
 
 def _as_utc(value: datetime) -> datetime:

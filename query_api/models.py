@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -46,7 +45,7 @@ class EventPage(BaseModel):
         description="Pass as ?cursor= to get the next, older page with the same filters; null on the last page"
     )
     limit: int
-    filters: dict[str, str] = Field(description="The filters this page answers, in canonical form")
+    filters: dict[str, str] = Field(description="The filters this page answers, as they were given")
 
 
 class LabelOut(BaseModel):
@@ -68,9 +67,12 @@ class CatalogOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    error: str = Field(description="A machine-readable code")
-    message: str = Field(description="What went wrong, for a person")
-    detail: Any = None
+    """The one body of every 4xx answer (and of a 5xx the API itself raises)."""
+
+    status: int = Field(description="The HTTP status, repeated for clients that only keep the body")
+    code: str = Field(description="A machine-readable code, e.g. invalid_filter, unknown_parameter, no_access")
+    message: str = Field(description="What went wrong and what to do, for a person")
+    field: str | None = Field(default=None, description="The parameter at fault, when there is one")
 
 
 class HealthOut(BaseModel):

@@ -69,20 +69,52 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+# What DateTime64(6, 'UTC') holds. Bounds outside it are dropped (nothing lies beyond them) or make the
+# query match nothing, so a filter for year 1 or 9999 never reaches the engine as a value it cannot parse.
+ENGINE_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+ENGINE_MAX = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_NOTHING = "0"
+
+
+def _time_bound(column_op: str, name: str, moment: datetime, params: dict[str, Any]) -> str | None:
+    """``occurred_at <op> {name}`` for a moment anywhere in years 1..9999, or None when it bounds nothing.
+
+    ``>=``: below the engine's range it bounds nothing; above it nothing matches. ``<`` and ``<=``
+    mirror that.
+    """
+    moment = moment.astimezone(UTC)
+    if column_op == ">=":
+        if moment <= ENGINE_MIN:
+            return None
+        if moment > ENGINE_MAX:
+            return _NOTHING
+    elif column_op == "<":
+        if moment > ENGINE_MAX:
+            return None
+        if moment <= ENGINE_MIN:
+            return _NOTHING
+    else:  # "<="
+        if moment >= ENGINE_MAX:
+            return None
+        if moment < ENGINE_MIN:
+            return _NOTHING
+    params[name] = ch_time(moment)
+    return f"occurred_at {column_op} {{{name}:DateTime64(6, 'UTC')}}"
+
+
 def build_where(workspace_id: str, filters: EventFilters, after: Position | None = None,
                 window: tuple[datetime | None, datetime | None] = (None, None)) -> Query:
     """The WHERE clause and its parameters for a workspace, filters, keyset position and time window.
 
-    ``window`` is (from, to): from inclusive, to exclusive, either open.
+    ``window`` is (from, to): from inclusive, to exclusive, either open. ``filters.until`` is inclusive.
     """
     clauses = ["workspace_id = {ws:String}"]
     params: dict[str, Any] = {"ws": workspace_id}
-    if window[0] is not None:
-        clauses.append("occurred_at >= {win_lo:DateTime64(6, 'UTC')}")
-        params["win_lo"] = _ch_time(window[0])
-    if window[1] is not None:
-        clauses.append("occurred_at < {win_hi:DateTime64(6, 'UTC')}")
-        params["win_hi"] = _ch_time(window[1])
+    bounds = [(">=", "win_lo", window[0]), ("<", "win_hi", window[1]),
+              (">=", "since", filters.since), ("<=", "until", filters.until)]
+    for op, name, moment in bounds:
+        if moment is not None and (clause := _time_bound(op, name, moment, params)) is not None:
+            clauses.append(clause)
     if filters.category:
         clauses.append("category = {category:String}")
         params["category"] = filters.category
@@ -96,18 +128,12 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
         # lower(actor_display) is the expression the ngram skip index covers.
         clauses.append("lower(actor_display) LIKE {actor:String}")
         params["actor"] = _like_pattern(filters.actor.lower())
-    if filters.since:
-        clauses.append("occurred_at >= {since:DateTime64(6, 'UTC')}")
-        params["since"] = _ch_time(filters.since)
-    if filters.until:
-        clauses.append("occurred_at < {until:DateTime64(6, 'UTC')}")
-        params["until"] = _ch_time(filters.until)
     if after is not None:
         clauses.append(
             "occurred_at <= {after_t:DateTime64(6, 'UTC')}"
             " AND (occurred_at < {after_t:DateTime64(6, 'UTC')} OR id < {after_id:UUID})"
         )
-        params["after_t"] = _ch_time(after.occurred_at)
+        params["after_t"] = ch_time(after.occurred_at)
         params["after_id"] = str(after.id)
     return Query(" AND ".join(clauses), params)
 
@@ -136,7 +162,8 @@ class WindowPlan:
     def __init__(self, after: Position | None, filters: EventFilters, now: datetime | None = None,
                  density: float | None = None) -> None:
         top = after.occurred_at if after is not None else filters.until
-        self.anchor = top or now or datetime.now(UTC)
+        # Windows are sized and placed inside the engine's range, whatever year the filter names.
+        self.anchor = min(max(top or now or datetime.now(UTC), ENGINE_MIN), ENGINE_MAX)
         self._since = filters.since
         self._lower: datetime | None = self.anchor
         self._bounded = 0
@@ -171,14 +198,16 @@ def _hinted_span(density: float, wanted: int) -> timedelta | None:
     default, None (the whole history) when it would be longer than ``PAGE_MAX_WINDOW``."""
     if density <= 0:
         return None
-    span = timedelta(seconds=wanted / density * PAGE_WINDOW_MARGIN)
-    if span > PAGE_MAX_WINDOW:
+    seconds = wanted / density * PAGE_WINDOW_MARGIN
+    if seconds > PAGE_MAX_WINDOW.total_seconds():
         return None
-    return max(span, PAGE_FIRST_WINDOW)
+    return max(timedelta(seconds=seconds), PAGE_FIRST_WINDOW)
 
 
-def _ch_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def ch_time(moment: datetime) -> str:
+    """The engine's text for a UTC moment; the year is always four digits (strftime does not pad it)."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m:%m-%d %H:%M:%S.%f}"
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -1,8 +1,11 @@
 """Bearer tokens: signed JWTs naming the user and their role in each workspace.
 
 Claims: ``sub`` (user id), ``email``, ``roles`` ({workspace_id: role}),
-``exp``. HS256 with a shared secret or RS256 with a public key, both from
-settings. Only owners and admins of a workspace may read its audit log.
+``exp``. HS256/384/512 with a shared secret, or RS*/PS*/ES* with a public
+key, from settings. A verifier whose algorithm or key cannot work refuses to
+be built (``InvalidJwtConfig``), so the API fails at start-up, not with a 500
+on the first token. Only owners and admins of a workspace may read its audit
+log.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from config.settings import ApiSettings
+from config.settings import HMAC_KEY_BYTES, ApiSettings, jwt_key_problems
 from query_api.errors import NoAccess, NotAuthenticated
 
 READER_ROLES = frozenset({"owner", "admin"})
@@ -39,10 +42,22 @@ class Principal:
             raise NoAccess(NO_ACCESS_MESSAGE)
 
 
+class InvalidJwtConfig(ValueError):
+    """The configured JWT algorithm or key cannot verify any token."""
+
+
+def verification_key(settings: ApiSettings) -> str:
+    """The key tokens are verified with: the shared secret (HS*) or the public key (RS*, PS*, ES*)."""
+    return settings.jwt_secret if settings.jwt_algorithm in HMAC_KEY_BYTES else settings.jwt_public_key
+
+
 class TokenVerifier:
     def __init__(self, settings: ApiSettings) -> None:
+        problems = jwt_key_problems(settings)
+        if problems:
+            raise InvalidJwtConfig("; ".join(problems))
         self._algorithm = settings.jwt_algorithm
-        self._key = settings.jwt_public_key if self._algorithm.startswith("RS") else settings.jwt_secret
+        self._key = verification_key(settings)
         self._issuer = settings.jwt_issuer
 
     def verify(self, authorization: str | None) -> Principal:
@@ -85,7 +100,7 @@ def issue_token(settings: ApiSettings, *, user_id: str, email: str, roles: dict[
         "iat": now,
         "exp": now + ttl_seconds,
     }
-    key = private_key if settings.jwt_algorithm.startswith("RS") else settings.jwt_secret
+    key = settings.jwt_secret if settings.jwt_algorithm in HMAC_KEY_BYTES else private_key
     if key is None:
-        raise ValueError("RS256 tokens need the private key")
+        raise ValueError(f"{settings.jwt_algorithm} tokens need the private key")
     return jwt.encode(claims, key, algorithm=settings.jwt_algorithm)

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from query_api.cursor import Cursor, Position
-from query_api.deps import ContextDep, CurrentUser
-from query_api.errors import InvalidCursor, InvalidFilter, NotFound
-from query_api.export import EventExporter, ExportFormat
-from query_api.filters import EventFilters, parse_filters
+from query_api.deps import ClientDep, ContextDep, CurrentUser
+from query_api.errors import InvalidCursor, InvalidParameter, NotFound
+from query_api.export import ExportFormat
+from query_api.export_run import ExportRequest, stream_export
+from query_api.filters import FILTER_NAMES, EventFilters, parse_filters
 from query_api.models import ErrorOut, EventOut, EventPage
-from schemas.event import Actor
+from query_api.strict import only_params
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}/audit", tags=["audit events"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorOut, "description": "A filter or cursor that cannot be used"},
+    400: {"model": ErrorOut, "description": "A parameter, filter or cursor that cannot be used (named in `field`)"},
     401: {"model": ErrorOut, "description": "No valid bearer token"},
     403: {"model": ErrorOut, "description": "Not an owner or admin of this workspace"},
-    422: {"model": ErrorOut, "description": "A parameter of the wrong type or out of range"},
+    # Declared so that the framework's own 422 shape is not: every 4xx has the ErrorOut body.
+    "4XX": {"model": ErrorOut, "description": "Any other client error, same body"},
 }
+LIST_PARAMS = (*FILTER_NAMES, "limit", "cursor")
+EXPORT_PARAMS = (*FILTER_NAMES, "format")
 
 WorkspaceId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Workspace id")
@@ -45,12 +48,14 @@ class FilterQuery(BaseModel):
     target_kind: str | None = Field(None, max_length=64, description="A target kind key")
     action: str | None = Field(None, max_length=128, description="An exact action name")
     since: str | None = Field(
-        None, max_length=64,
-        description="From this date (start of the UTC day) or datetime with offset, inclusive",
+        None, max_length=64, examples=["2026-03-01", "2026-03-01T09:30:00+02:00", "0001-01-01"],
+        description="From this date (start of the UTC day) or datetime with an offset, inclusive; "
+        "years 0001-9999",
     )
     until: str | None = Field(
-        None, max_length=64,
-        description="Up to this date (end of the UTC day, inclusive) or datetime with offset",
+        None, max_length=64, examples=["2026-03-31", "2026-03-31T18:00:00Z", "9999-12-31"],
+        description="Up to this date (end of the UTC day, inclusive) or datetime with an offset, inclusive; "
+        "years 0001-9999",
     )
 
     def given(self) -> dict[str, str]:
@@ -67,19 +72,20 @@ def _resolve(
     """The filters, page size and position of a request, checking a cursor against the filters given."""
     filters = parse_filters(ctx.catalog, **query.model_dump())
     if limit is not None and not 1 <= limit <= ctx.settings.api.max_limit:
-        raise InvalidFilter(f"limit must be between 1 and {ctx.settings.api.max_limit}.")
+        raise InvalidParameter(f"limit must be between 1 and {ctx.settings.api.max_limit}.", "limit")
     if cursor is None:
         return filters, limit or 50, None
     decoded: Cursor = ctx.cursors.decode(cursor, workspace_id)
     if not filters.is_empty and filters.canonical() != decoded.filters.canonical():
         raise InvalidCursor(
             "This cursor belongs to a different set of filters. Keep the filters of the first page, "
-            "or drop the cursor to start a new search."
+            "or drop the cursor to start a new search.", "cursor"
         )
     return decoded.filters, limit or decoded.limit, decoded.after
 
 
-@router.get("/events", response_model=EventPage, responses=ERRORS, summary="List audit events, newest first")
+@router.get("/events", response_model=EventPage, responses=ERRORS, summary="List audit events, newest first",
+            dependencies=[Depends(only_params(*LIST_PARAMS))])
 def list_events(
     ctx: ContextDep,
     user: CurrentUser,
@@ -102,18 +108,18 @@ def list_events(
         data=[EventOut.model_validate(e) for e in events],
         next_cursor=next_cursor,
         limit=size,
-        filters=filters.canonical(),
+        filters=filters.echo(),
     )
 
 
 @router.get("/events/{event_id}", response_model=EventOut, responses={**ERRORS, 404: {"model": ErrorOut}},
-            summary="One audit event")
+            summary="One audit event", dependencies=[Depends(only_params())])
 def get_event(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, event_id: uuid.UUID) -> EventOut:
     """One event by id, with its full payload."""
     user.require_reader(workspace_id)
     event = ctx.reader.one(workspace_id, event_id)
     if event is None:
-        raise NotFound(f"No audit event {event_id} in workspace {workspace_id}.")
+        raise NotFound(f"No audit event {event_id} in workspace {workspace_id}.", "event_id")
     return EventOut.model_validate(event)
 
 
@@ -122,16 +128,20 @@ def get_event(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, eve
     responses={
         **ERRORS,
         200: {
-            "description": "The filtered history, newest first",
+            "description": "The filtered history, newest first, as of the export's start (the snapshot time is "
+            "in X-Export-Snapshot). If the store fails mid-way the transfer is aborted (no final chunk) and a "
+            "JSONL body ends with an `export_error` line that has no line end.",
             "content": {"application/x-ndjson": {}, "text/csv": {}},
         },
     },
     response_class=StreamingResponse,
     summary="Export the filtered history (JSONL or CSV)",
+    dependencies=[Depends(only_params(*EXPORT_PARAMS))],
 )
 def export_events(
     ctx: ContextDep,
     user: CurrentUser,
+    client: ClientDep,
     workspace_id: WorkspaceId,
     query: Filters,
     format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv")] = "jsonl",
@@ -139,30 +149,4 @@ def export_events(
     """Every event matching the filters, streamed; equal to all pages of the list concatenated."""
     user.require_reader(workspace_id)
     filters = parse_filters(ctx.catalog, **query.model_dump())
-    _record_export(ctx, user.user_id, user.email, workspace_id, format, filters)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(
-        EventExporter(ctx.client, ctx.settings.events_table).chunks(workspace_id, filters, format),
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="audit-{workspace_id}-{stamp}.{format}"'},
-    )
-
-
-def _record_export(ctx: ContextDep, user_id: str, email: str, workspace_id: str, fmt: str,
-                   filters: EventFilters) -> None:
-    """Auditors must see who took the data: the export itself is an audit event."""
-    logger.info("audit_exported workspace=%s user=%s format=%s filters=%s",
-                workspace_id, user_id, fmt, filters.canonical())
-    if ctx.audit_producer is None:
-        return
-    after: dict[str, str | list[str] | None] = {"format": fmt}
-    after.update({f"filter_{k}": v for k, v in filters.canonical().items()})
-    ctx.audit_producer.emit(
-        workspace_id=workspace_id,
-        action="WORKSPACE_AUDIT_EXPORTED",
-        actor=Actor("user", user_id, email),
-        target_id=workspace_id,
-        target_display=workspace_id,
-        after=after,  # type: ignore[arg-type]
-    )
+    return stream_export(ctx, ExportRequest(workspace_id, user, format, filters, client, via="bearer"))

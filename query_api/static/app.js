@@ -78,7 +78,7 @@
     constructor(status, body) {
       super((body && body.message) || `The server answered ${status}.`);
       this.status = status;
-      this.code = body && body.error;
+      this.code = body && body.code;
     }
   }
 

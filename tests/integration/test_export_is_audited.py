@@ -1,35 +1,110 @@
-"""Who took the data: an export is itself recorded as an audit event, through the real pipeline."""
+"""Who took the data: an export is itself recorded as an audit event, through the real pipeline.
+
+The record says who (actor), from where (IP, user agent, request id, the
+API's service name), what (format, filters as given) and how it ended
+(completed or failed, rows written). A failed export is also visible to the
+client: the transfer is aborted and a JSONL body ends with an error line.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from config.settings import Settings
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
+from query_api.app import build_context, create_app
 from tests.support.pipeline import api_client, bearer, consume_until, store_directly
+from tests.support.serving import serve
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 WS = "ws_exported"
+START = datetime(2026, 4, 1, tzinfo=UTC)
 
 
-def test_an_export_is_recorded_with_who_and_which_filters(settings):
-    start = datetime(2026, 4, 1, tzinfo=UTC)
-    store_directly(settings, EventGenerator(seed=8).history([WS], 50, start, start + timedelta(days=3)))
+def _records(client, settings: Settings) -> list[dict]:
+    page = client.get(f"/v1/workspaces/{WS}/audit/events", headers=bearer(settings, WS),
+                      params={"action": "WORKSPACE_AUDIT_EXPORTED"})
+    assert page.status_code == 200, page.text
+    return page.json()["data"]
+
+
+def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings):
+    store_directly(settings, EventGenerator(seed=8).history([WS], 50, START, START + timedelta(days=3)))
     with AuditProducer.from_settings(settings) as producer:
         client = api_client(settings, audit_producer=producer)
         response = client.get(f"/v1/workspaces/{WS}/audit/export",
-                              headers=bearer(settings, WS, "admin", user="usr_auditor"),
-                              params={"format": "csv", "category": "members", "actor": "alex@"})
+                              headers={**bearer(settings, WS, "admin", user="usr_auditor"),
+                                       "X-Request-ID": "req-from-the-client-42", "User-Agent": "auditor-cli/1.0"},
+                              params={"format": "csv", "category": "members", "actor": "alex@",
+                                      "until": "2026-06-30"})
         assert response.status_code == 200
+        assert response.headers["x-request-id"] == "req-from-the-client-42"
+        exported = len(response.text.splitlines()) - 1
         producer.flush(10)
     consume_until(settings, 51)
-    page = client.get(f"/v1/workspaces/{WS}/audit/events", headers=bearer(settings, WS),
-                      params={"action": "WORKSPACE_AUDIT_EXPORTED"}).json()["data"]
-    assert len(page) == 1
-    recorded = page[0]
+    records = _records(client, settings)
+    assert len(records) == 1
+    recorded = records[0]
     assert recorded["actor"] == {"kind": "user", "id": "usr_auditor", "display": "usr_auditor@example.com"}
     assert recorded["category"] == "workspace"
-    assert recorded["payload"]["after"] == {"format": "csv", "filter_category": "members", "filter_actor": "alex@"}
+    assert recorded["context"] == {"ip": "testclient", "user_agent": "auditor-cli/1.0",
+                                   "request_id": "req-from-the-client-42", "service": "auditlog-query-api"}
+    after = recorded["payload"]["after"]
+    assert after == {"format": "csv", "outcome": "completed", "rows_written": exported,
+                     "bytes_written": len(response.content), "via": "bearer", "snapshot_at": after["snapshot_at"],
+                     "filter_category": "members", "filter_actor": "alex@", "filter_until": "2026-06-30"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(settings, fmt):
+    store_directly(settings, EventGenerator(seed=8).history([WS], 50, START, START + timedelta(days=3)))
+    small = settings.model_copy(update={"api": settings.api.model_copy(update={"export_chunk_rows": 10})})
+    table, hidden = settings.events_table, f"{settings.events_table}_away"
+    with AuditProducer.from_settings(settings) as producer:
+        context = build_context(small, audit_producer=producer)
+        engine = context.client
+        real_raw_query = engine.raw_query
+        calls = []
+
+        def fail_after_first_chunk(*args, **kwargs):
+            # A real engine failure: the table goes away after the first chunk, so the next query fails.
+            calls.append(1)
+            result = real_raw_query(*args, **kwargs)
+            if len(calls) == 1:
+                engine.command(f"RENAME TABLE {table} TO {hidden}")
+            return result
+
+        engine.raw_query = fail_after_first_chunk  # type: ignore[method-assign]
+        received = b""
+        try:
+            url = f"/v1/workspaces/{WS}/audit/export"
+            headers = {**bearer(settings, WS), "X-Request-ID": "req-cut-1"}
+            with serve(create_app(context), log_level="critical") as base, pytest.raises(httpx.HTTPError) as cut, \
+                    httpx.stream("GET", base + url, params={"format": fmt}, headers=headers, timeout=30) as response:
+                assert response.status_code == 200
+                for piece in response.iter_bytes():
+                    received += piece
+        finally:
+            engine.raw_query = real_raw_query  # type: ignore[method-assign]
+            engine.command(f"RENAME TABLE {hidden} TO {table}")
+        producer.flush(10)
+    assert isinstance(cut.value, httpx.RemoteProtocolError | httpx.ReadError)  # the transfer is incomplete
+    lines = received.split(b"\n")
+    if fmt == "jsonl":  # whole rows, then the error line with no line end
+        rows = len(lines) - 1
+        assert lines[-1].startswith(b'{"export_error":') and f'"rows_written":{rows}'.encode() in lines[-1]
+    else:  # the header and whole rows
+        rows = len(lines) - 2
+        assert lines[-1] == b""
+    assert 1 <= rows <= 10  # the first chunk, not the 50 rows
+    consume_until(settings, 51)
+    recorded = _records(api_client(settings), settings)[0]
+    assert recorded["context"]["request_id"] == "req-cut-1"
+    after = recorded["payload"]["after"]
+    assert after["outcome"] == "failed" and after["rows_written"] == rows and after["format"] == fmt
+    assert "failed mid-export" in after["failure"]

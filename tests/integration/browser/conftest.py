@@ -8,9 +8,6 @@ database. Events go in through the consumer's own row mapping and insert
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
@@ -27,6 +23,7 @@ from config.settings import Settings
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from query_api.security import issue_token
+from tests.support.serving import serve
 
 WORKSPACE = "ws_browser"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
@@ -45,12 +42,6 @@ class Served:
     def token(self, role: str, workspace_id: str = WORKSPACE) -> str:
         return issue_token(self.settings.api, user_id=f"usr_{role}", email=f"{role}@example.com",
                            roles={workspace_id: role})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +68,8 @@ def seeded_settings(clickhouse_dsn: str) -> Iterator[Settings]:
 
 
 def _serve(settings: Settings) -> Iterator[Served]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(build_context(settings)), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve(create_app(build_context(settings))) as url:
+        yield Served(url, settings)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,115 @@
+"""How much an export grows the API process, for one big workspace: one command.
+
+    .venv/bin/python -m benchmarks.export_memory --events 1000000
+    .venv/bin/python -m benchmarks.export_memory --events 20000000 --formats jsonl
+
+Loads ``--events`` realistic rows into one workspace of a fresh embedded
+engine (``benchmarks.dataset``: a pool of generated events expanded in the
+engine), then runs each export in a *fresh child process* that opens the same
+engine, so every figure is a first export in a process that has done nothing
+else: RSS before (VmRSS, after opening the engine and one small query), peak
+during (VmHWM, reset before the export), growth = peak - before. Bytes are
+counted and discarded. Prints one line per format and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dataset, measure
+from clickhouse.client import get_client
+from clickhouse.migrations import migrate
+
+logger = logging.getLogger("benchmarks.export_memory")
+
+DATABASE, TABLE = "bench", "events"
+
+
+def load(path: Path, events: int) -> int:
+    """``events`` rows in workspace ws_000 of a new engine at ``path``; returns the rows stored."""
+    client = get_client(f"chdb://{path}")
+    migrate(client, DATABASE, TABLE)
+    table = f"{DATABASE}.{TABLE}"
+    dataset.build_pool(client, f"{DATABASE}.pool", 1, 2000)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    dataset.expand(client, table, f"{DATABASE}.pool", events, 1, 2000, end)
+    client.command(f"OPTIMIZE TABLE {table} FINAL")
+    client.command(f"DROP TABLE {DATABASE}.pool")
+    return int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
+
+
+def export_once(path: Path, fmt: str, chunk_rows: int | None) -> dict[str, Any]:
+    """One export in this (fresh) process, as the API runs it; RSS in MB."""
+    from query_api.export import DEFAULT_CHUNK_ROWS, EventExporter
+
+    client = get_client(f"chdb://{path}", 256)  # the API's default cache size
+    client.query(f"SELECT count() FROM {DATABASE}.{TABLE} WHERE workspace_id = 'ws_000'")
+    exporter = EventExporter(client, f"{DATABASE}.{TABLE}", chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
+    result = measure.ch_export(exporter, dataset.BIG_WORKSPACE, fmt)
+    result["growth_mb"] = result["peak_rss_mb"] - result["rss_before_mb"]
+    result["chunk_rows"] = chunk_rows or DEFAULT_CHUNK_ROWS
+    return result
+
+
+def _child(workdir: Path, what: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.export_memory", "--child", f"{workdir / 'chdb'}|{what}",
+           "--events", str(args.events)]
+    if args.chunk_rows:
+        cmd += ["--chunk-rows", str(args.chunk_rows)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed: {proc.stderr[-2000:]}")
+    parsed: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--formats", default="jsonl,csv")
+    parser.add_argument("--chunk-rows", type=int, default=None, help="default: the exporter's")
+    parser.add_argument("--workdir", default=None, help="where the temporary engine goes (default: /tmp)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # "<path>|<format>" or "<path>|load"
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    if args.child:  # one engine path per process: loading and each export run in children
+        path, fmt = args.child.split("|")
+        out = {"rows": load(Path(path), args.events)} if fmt == "load" else export_once(Path(path), fmt,
+                                                                                        args.chunk_rows)
+        print(json.dumps(out))  # noqa: T201 - read by the parent
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="auditlog-export-mem-", dir=args.workdir))
+    summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                               "events": args.events, "exports": {}}
+    try:
+        t0 = time.perf_counter()
+        summary["rows_stored"] = _child(workdir, "load", args)["rows"]
+        summary["load_s"] = round(time.perf_counter() - t0, 1)
+        for fmt in args.formats.split(","):
+            result = _child(workdir, fmt, args)
+            summary["exports"][fmt] = result
+            print(f"{fmt}: {result['rows']:,} rows, {result['rows_per_s']:,.0f} rows/s, RSS before "  # noqa: T201
+                  f"{result['rss_before_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB, "
+                  f"growth {result['growth_mb']:.0f} MB (chunk {result['chunk_rows']:,} rows)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(summary, indent=2))  # noqa: T201 - the command's output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
