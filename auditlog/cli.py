@@ -117,8 +117,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from auditlog.embedded import with_local_secrets
     from query_api.security import issue_token
 
+    # Where the published dev secret is configured, sign with the secret `auditlog up` generated (and uses).
+    settings = with_local_secrets(settings)
     print(issue_token(settings.api, user_id=args.user, email=args.email or args.user,
                       roles={args.workspace: args.role}, ttl_seconds=args.ttl))
     return 0
