@@ -331,13 +331,6 @@ class AuditProducer:
     ) -> None:
         self.close()
 
-    @property
-    def spool(self) -> Spool:
-        return self._spool
-
-    def __len__(self) -> int:
-        return len(self._producer)
-
     # -- internals ----------------------------------------------------------
 
     def _poll_loop(self) -> None:

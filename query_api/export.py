@@ -1,7 +1,6 @@
 """The export: the whole filtered history as JSONL or CSV bytes, streamed in bounded chunks.
 
-Why it is built this way (measured on 2M rows of one workspace, see
-docs/performance.md, "Export"):
+Why it is built this way (the measurements are in docs/performance.md, "Export"):
 
 - The engine writes every byte. JSONL uses the ``Template`` format with a
   per-column escaping rule (``${col:JSON}``, ``${payload:Raw}``), so each
@@ -90,10 +89,10 @@ JSONL_ROW = (
     '"context":{"ip":${ip:JSON},"user_agent":${user_agent:JSON},"request_id":${request_id:JSON},'
     '"service":${service:JSON}}}'
 )
-# Read-ahead buffering of the in-order read holds blocks of every part at once (measured: +300 MB on a
-# 200k-row chunk); without it the read streams. Every chunk query has its own constants (window, position),
-# so the engine's compiled-expression and query-condition caches would keep an entry per chunk for the
-# process's life: measured 62 -> 51 MB of growth on 1,000 chunk queries without them.
+# Read-ahead buffering of the in-order read holds blocks of every part at once; without it the read
+# streams. Every chunk query has its own constants (window, position), so the engine's compiled-expression
+# and query-condition caches would keep an entry per chunk for the process's life (docs/performance.md,
+# "Export", has both measured).
 _ISO = ("date_time_output_format = 'iso', read_in_order_use_buffering = 0, compile_expressions = 0,"
         " use_query_condition_cache = 0")
 _SETTINGS: dict[str, tuple[str, str, str]] = {

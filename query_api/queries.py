@@ -8,8 +8,8 @@ the whole sort key, so they are adjacent in that order:
   engine pushes into each part's in-order read, so it stops after a few
   granules) and drop adjacent copies here; in the rare case copies ate into
   the page, it reads on from the last row. ``LIMIT 1 BY`` or ``FINAL`` in
-  the engine would do the same but, measured on 3M rows of one workspace,
-  made a page read the whole workspace (245 ms and 20 ms against 13 ms).
+  the engine would do the same but made a page read the whole workspace
+  (docs/performance.md has the measurements).
 - exports (query_api/export.py) use ``LIMIT 1 BY occurred_at, id`` inside
   chunks bounded by a time window and a keyset position.
 
@@ -52,9 +52,8 @@ PAGE_MAX_WINDOW = timedelta(days=31)
 PAGE_DENSITY_ENTRIES = 4096
 PAGE_DENSITY_SECONDS = 600.0
 # Each part is read in reverse key order; without buffering, a stream stops at the page's
-# rows instead of reading ahead (measured on 3M rows: common-actor page 31 → 19 ms median).
-# Pages keep the decompressed blocks they read (10M events, warm p50: rare actor 62 → 34 ms,
-# no filter 12 → 6 ms); exports do not, so one export cannot evict every page's blocks.
+# rows instead of reading ahead. Pages keep the decompressed blocks they read; exports do not, so
+# one export cannot evict every page's blocks (docs/performance.md has both measured).
 PAGE_SETTINGS = {"read_in_order_use_buffering": 0, "use_uncompressed_cache": 1}
 
 
