@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 PartitionsCallback = Callable[[list[int]], None]
 
 _FATAL_CODES = {
+    KafkaError._FATAL,  # "Fatal error: see rd_kafka_fatal_error()", e.g. a static member fenced by another
     KafkaError._FENCED,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._UNKNOWN_TOPIC,
