@@ -34,7 +34,9 @@ def test_a_rare_actor_search_skips_the_granules_without_that_actor(clickhouse_se
     ).result_rows
     text = "\n".join(str(r[0]) for r in plan)
     skip = text[text.index("idx_actor_ngrams"):]
-    kept, total = map(int, re.search(r"Granules: (\d+)/(\d+)", skip).groups())
+    granules = re.search(r"Granules: (\d+)/(\d+)", skip)
+    assert granules, skip
+    kept, total = map(int, granules.groups())
     matches = client.query(
         f"SELECT count() FROM {table} WHERE actor_display LIKE 'mallory%'").result_rows[0][0]
     assert matches == 8

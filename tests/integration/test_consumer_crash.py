@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -46,7 +48,7 @@ def _env(settings: Settings, dsn: str, **consumer: str) -> dict[str, str]:
     return env
 
 
-def _auditlog(*args: str, env: dict[str, str], stderr: object = None) -> subprocess.Popen[bytes]:
+def _auditlog(*args: str, env: dict[str, str], stderr: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "auditlog.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=stderr or subprocess.DEVNULL)
 
@@ -71,7 +73,7 @@ def _verify(env: dict[str, str], expected_ids: list[str]) -> None:
     check_facts(result["facts"], result["api"], expected_ids)
 
 
-def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +19,11 @@ from config.settings import Settings
 from consumer import build_consumer
 from consumer.dlq_replay import list_dead_letters
 from consumer.metrics import ENGINE_SPLITS
+from consumer.store import EventStore
 from query_api.app import build_context, create_app
 from schemas.codec import default_codec
-from schemas.event import Actor, AuditEvent, RequestContext, Target, uuid7
-from tests.integration.test_consumer_faults import _run, _send_raw, _wait, fast_retries
+from schemas.event import Actor, AuditEvent, PayloadMap, RequestContext, Target, uuid7
+from tests.integration.test_consumer_faults import _run, fast_retries
 from tests.support.consumer_checks import (
     assert_exactly_once_as_read,
     caught_up,
@@ -29,6 +31,8 @@ from tests.support.consumer_checks import (
     make_events,
 )
 from tests.support.faults import FailingClient
+from tests.support.faults import wait_for as _wait
+from tests.support.messages import send_raw as _send_raw
 from tests.support.pipeline import produce, stored_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -37,7 +41,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 def _awkward_events() -> list[AuditEvent]:
     """Payload shapes that could serialise differently in the engine and in Python."""
     at = datetime(2026, 5, 5, 12, 0, 0, 123456, tzinfo=UTC)
-    shapes: list[tuple[dict | None, dict | None]] = [
+    shapes: list[tuple[PayloadMap | None, PayloadMap | None]] = [
         ({"role": "member"}, {"role": "admin"}),
         (None, {"scopes": ["repo:read", "admin/write"], "n": 3, "big": 2**62, "ratio": 0.25, "neg": -7}),
         ({"enabled": True, "note": None}, {"enabled": False, "note": "ünïcødé ✓ \"quoted\" \\ back/slash"}),
@@ -59,7 +63,7 @@ def _awkward_events() -> list[AuditEvent]:
     return events
 
 
-def _table(settings: Settings) -> list[tuple[Any, ...]]:
+def _table(settings: Settings) -> Sequence[Sequence[Any]]:
     client = get_client(settings.clickhouse.dsn)
     return client.query(
         f"SELECT * EXCEPT ingested_at FROM {settings.events_table} ORDER BY workspace_id, occurred_at, id"
@@ -85,7 +89,11 @@ def test_the_engine_path_stores_exactly_what_the_reference_path_stores(settings)
         for s in (settings, reference):
             stop = threading.Event()
             thread, result = _run(build_consumer(s, stop))
-            _wait(lambda s=s: stored_count(s) == len(events), 60, "every event to be stored")
+
+            def every_event_stored(s: Settings = s) -> bool:
+                return stored_count(s) == len(events)
+
+            _wait(every_event_stored, 60, "every event to be stored")
             stop.set()
             thread.join(30)
             assert result.get("ok") is True
@@ -172,7 +180,9 @@ def test_the_engine_path_commits_nothing_past_stored_data_while_the_store_fails(
     thread.join(30)
     assert result.get("ok") is True
     assert_exactly_once_as_read(settings, ids)
-    staging = runner._store.staging.name.split(".")[1]
+    store = runner._store
+    assert isinstance(store, EventStore)
+    staging = store.staging.name.split(".")[1]
     assert not get_client(settings.clickhouse.dsn).query(
         "SELECT name FROM system.tables WHERE database = {db:String} AND name = {t:String}",
         parameters={"db": settings.clickhouse.database, "t": staging}).result_rows, "the staging table was left behind"

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from prometheus_client import Counter
 
 from clickhouse.client import get_client
 from config.settings import Settings
@@ -39,7 +40,7 @@ def _run(runner: ConsumerLoop) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, result
 
 
-def _sample_counter(counter: Any) -> float:
+def _sample_counter(counter: Counter) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 

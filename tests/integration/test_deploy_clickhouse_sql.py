@@ -9,8 +9,10 @@ single-server table to prove the two have the same columns and keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +60,7 @@ def test_cluster_local_table_has_the_single_server_columns_keys_and_indexes(clic
             local = re.sub(r"ReplicatedReplacingMergeTree\([^)]*\)", "ReplacingMergeTree", local)
             client.command(local)
 
-    def shape(table: str) -> tuple[object, ...]:
+    def shape(table: str) -> tuple[Sequence[Sequence[Any]], ...]:
         columns = client.query(
             "SELECT name, type, default_kind, default_expression, compression_codec FROM system.columns "
             "WHERE database = {db:String} AND table = {t:String} ORDER BY position",

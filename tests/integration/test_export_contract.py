@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 from producers.synthetic import EventGenerator
 from query_api.export import EventExporter
 from query_api.filters import EventFilters
-from schemas.event import Actor, RequestContext, Target
-from tests.support.pipeline import all_pages, api_client, bearer, store_directly
+from schemas.event import Actor, AuditEvent, RequestContext, Target
+from tests.support.pipeline import all_pages, api_client, api_context, bearer, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _events(ws: str, times: list[datetime], seed: int = 1) -> list:
+def _events(ws: str, times: list[datetime], seed: int = 1) -> list[AuditEvent]:
     gen = EventGenerator(seed=seed)
     # uuid4 ids: a UUIDv7 cannot carry a time before 1970, and the contract only asks for a UUID.
     return [dataclasses.replace(gen.event(ws, t), id=uuid.uuid4()) for t in times]
@@ -240,7 +240,7 @@ def test_an_export_is_a_snapshot_of_its_start(clickhouse_settings):
     ws = "ws_snapshot"
     store_directly(clickhouse_settings, _events(ws, [START + timedelta(hours=i) for i in range(30)]))
     client = api_client(clickhouse_settings)
-    engine = client.app.state.context.client
+    engine = api_context(client).client
     exporter = EventExporter(engine, clickhouse_settings.events_table, chunk_rows=4)
     chunks = exporter.chunks(ws, EventFilters(), "jsonl")
     first = next(chunks)
@@ -271,7 +271,7 @@ def test_pages_equal_the_export_for_random_histories_on_the_real_engine(clickhou
     store_directly(clickhouse_settings, events + events[: len(events) // 3])  # copies not merged yet
     client = api_client(clickhouse_settings)
     headers = bearer(clickhouse_settings, ws)
-    exporter = EventExporter(client.app.state.context.client, clickhouse_settings.events_table,
+    exporter = EventExporter(api_context(client).client, clickhouse_settings.events_table,
                              chunk_rows=chunk_rows)
     body = b"".join(exporter.chunks(ws, EventFilters(), fmt)).decode()
     exported = ([json.loads(x)["id"] for x in body.splitlines()] if fmt == "jsonl"

@@ -9,6 +9,7 @@ client: the transfer is aborted and a JSONL body ends with an error line.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -26,11 +27,12 @@ WS = "ws_exported"
 START = datetime(2026, 4, 1, tzinfo=UTC)
 
 
-def _records(client, settings: Settings) -> list[dict]:
+def _records(client, settings: Settings) -> list[dict[str, Any]]:
     page = client.get(f"/v1/workspaces/{WS}/audit/events", headers=bearer(settings, WS),
                       params={"action": "WORKSPACE_AUDIT_EXPORTED"})
     assert page.status_code == 200, page.text
-    return page.json()["data"]
+    records: list[dict[str, Any]] = page.json()["data"]
+    return records
 
 
 def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings):

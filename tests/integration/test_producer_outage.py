@@ -59,7 +59,7 @@ def own_broker(kafka_bootstrap, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture
-def outage_settings(clickhouse_settings, own_broker, tmp_path) -> Settings:
+def outage_settings(clickhouse_settings: Settings, own_broker, tmp_path) -> Settings:
     s = clickhouse_settings.model_copy(update={
         "kafka": clickhouse_settings.kafka.model_copy(update={
             "bootstrap_servers": own_broker.config.bootstrap_servers, "topic": "audit.events.outage",

@@ -9,7 +9,7 @@ import pytest
 
 from clickhouse.client import get_client
 from producers.synthetic import EventGenerator
-from tests.support.pipeline import all_pages, api_client, bearer, store_directly
+from tests.support.pipeline import all_pages, api_client, api_context, bearer, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
@@ -59,7 +59,7 @@ def test_export_chunk_boundaries_do_not_split_or_repeat_copies(duplicated):
     from query_api.filters import EventFilters
 
     settings, expected = duplicated
-    context = api_client(settings).app.state.context
+    context = api_context(api_client(settings))
     exporter = EventExporter(context.client, settings.events_table, chunk_rows=7)
     chunks = list(exporter.chunks(WS, EventFilters(), "jsonl"))
     ids = [json.loads(line)["id"] for chunk in chunks for line in chunk.decode().splitlines() if line]

@@ -15,8 +15,8 @@ import stat
 import clickhouse_connect
 import httpx
 import pytest
+import uvicorn
 
-import auditlog.embedded
 from auditlog.embedded import run_embedded
 from config.settings import Settings, SqlGatewaySettings
 
@@ -45,7 +45,7 @@ def test_up_serves_sql_while_it_runs_and_prints_the_credentials(settings: Settin
         seen["count"] = client.command(f"SELECT count() FROM {settings.events_table}")
         seen["password"] = password
 
-    monkeypatch.setattr(auditlog.embedded.uvicorn.Server, "run", analyst_session)
+    monkeypatch.setattr(uvicorn.Server, "run", analyst_session)  # the class auditlog.embedded runs
     assert run_embedded(settings, start_kafka=False, seed=False) == 0
 
     assert ("events",) in seen["tables"]  # type: ignore[operator]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from clickhouse.client import get_client
@@ -14,6 +15,7 @@ from config.settings import Settings
 from consumer import build_consumer
 from producers.producer import AuditProducer
 from query_api.app import build_context, create_app
+from query_api.context import ApiContext
 from query_api.security import issue_token
 from schemas.event import AuditEvent
 
@@ -52,6 +54,13 @@ def consume_until(settings: Settings, expected: int, timeout: float = 60.0) -> N
 
 def api_client(settings: Settings, audit_producer: AuditProducer | None = None) -> TestClient:
     return TestClient(create_app(build_context(settings, audit_producer)))
+
+
+def api_context(client: TestClient) -> ApiContext:
+    """The context (engine client, settings, readers) behind a client made by ``api_client``."""
+    assert isinstance(client.app, FastAPI)
+    context: ApiContext = client.app.state.context
+    return context
 
 
 def bearer(settings: Settings, workspace_id: str, role: str = "owner", user: str = "usr_test") -> dict[str, str]:

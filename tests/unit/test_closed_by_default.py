@@ -22,7 +22,7 @@ from query_api.tickets import UsedTickets
 GOOD_CURSOR = "c" * 40
 
 
-def _pem(key) -> str:
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
     return key.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 

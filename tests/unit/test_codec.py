@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastavro.schema import fingerprint as fastavro_fingerprint
@@ -68,8 +69,8 @@ def test_trailing_bytes_are_a_decode_error():
         default_codec().decode(data + b"\x02\x04")
 
 
-def _with_extra_optional_field(raw: dict) -> dict:
-    evolved = json.loads(json.dumps(raw))
+def _with_extra_optional_field(raw: dict[str, Any]) -> dict[str, Any]:
+    evolved: dict[str, Any] = json.loads(json.dumps(raw))
     evolved["fields"].append({"name": "reason", "type": ["null", "string"], "default": None})
     return evolved
 

@@ -11,6 +11,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -36,22 +37,24 @@ def _schema_validator() -> jsonschema.protocols.Validator:
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
 
 
-def test_compose_file_is_valid_against_the_compose_spec_schema(compose: dict):
+def test_compose_file_is_valid_against_the_compose_spec_schema(compose: dict[str, Any]):
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _schema_validator().iter_errors(compose)]
     assert errors == []
 
 
-def test_the_schema_check_catches_a_misspelt_service_key(compose: dict):
+def test_the_schema_check_catches_a_misspelt_service_key(compose: dict[str, Any]):
     broken = json.loads(json.dumps(compose))
     broken["services"]["consumer"]["healtcheck"] = broken["services"]["consumer"].pop("healthcheck")
     assert any("healtcheck" in e.message for e in _schema_validator().iter_errors(broken))
 
 
-def test_every_service_has_a_health_check_or_runs_to_completion(compose: dict):
+def test_every_service_has_a_health_check_or_runs_to_completion(compose: dict[str, Any]):
     for name, service in compose["services"].items():
         one_shot = service.get("restart") == "no"
         assert one_shot or "healthcheck" in service, f"{name} has no health check"
@@ -59,7 +62,7 @@ def test_every_service_has_a_health_check_or_runs_to_completion(compose: dict):
     assert "9108/metrics" in " ".join(compose["services"]["consumer"]["healthcheck"]["test"])
 
 
-def test_dependencies_and_named_volumes_exist(compose: dict):
+def test_dependencies_and_named_volumes_exist(compose: dict[str, Any]):
     services = compose["services"]
     declared = set(compose["volumes"])
     for name, service in services.items():
@@ -73,14 +76,14 @@ def test_dependencies_and_named_volumes_exist(compose: dict):
         assert any(m.endswith(":" + path) for m in services[name]["volumes"]), f"{name} data is not persistent"
 
 
-def test_consumer_scales_without_port_clashes(compose: dict):
+def test_consumer_scales_without_port_clashes(compose: dict[str, Any]):
     consumer = compose["services"]["consumer"]
     assert "ports" not in consumer  # `--scale consumer=N` would collide on a published port
     assert "container_name" not in consumer
     assert consumer["deploy"]["replicas"] == "${CONSUMER_REPLICAS:-2}"
 
 
-def test_environment_names_only_real_settings_and_builds_production_settings(compose: dict, monkeypatch):
+def test_environment_names_only_real_settings_and_builds_production_settings(compose: dict[str, Any], monkeypatch):
     env = compose["services"]["api"]["environment"]
     unknown = [k for k in env if not settings_field_exists(k)]
     assert unknown == []
@@ -93,7 +96,7 @@ def test_environment_names_only_real_settings_and_builds_production_settings(com
     assert settings.kafka.partitions == 12
 
 
-def test_compose_refuses_to_start_without_the_secrets(compose: dict):
+def test_compose_refuses_to_start_without_the_secrets(compose: dict[str, Any]):
     env = compose["services"]["consumer"]["environment"]
     with pytest.raises(KeyError, match="AUDITLOG_API__JWT_SECRET"):
         interpolate(env["AUDITLOG_API__JWT_SECRET"], {})

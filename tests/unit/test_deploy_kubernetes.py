@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -24,8 +25,8 @@ K8S = ROOT / "deploy/k8s"
 KUBERNETES_VERSION = "1.31.0"
 
 
-def _objects() -> dict[tuple[str, str], dict]:
-    found: dict[tuple[str, str], dict] = {}
+def _objects() -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(K8S.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] != "Kustomization":
@@ -36,8 +37,9 @@ def _objects() -> dict[tuple[str, str], dict]:
 OBJECTS = _objects()
 
 
-def _containers(kind: str, name: str) -> list[dict]:
-    return OBJECTS[(kind, name)]["spec"]["template"]["spec"]["containers"]
+def _containers(kind: str, name: str) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = OBJECTS[(kind, name)]["spec"]["template"]["spec"]["containers"]
+    return containers
 
 
 @pytest.mark.parametrize("key", sorted(OBJECTS), ids=lambda k: f"{k[0]}/{k[1]}")

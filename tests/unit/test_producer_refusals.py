@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def producer(tmp_path):
     p.queued = []  # type: ignore[attr-defined]
     real = p.produce_encoded
 
-    def record(key: bytes, value: bytes, event_id: str) -> None:
+    def record(key: bytes, value: bytes, event_id: str | None = None) -> None:
         p.queued.append(event_id)  # type: ignore[attr-defined]
         real(key, value, event_id)
 
@@ -34,8 +35,9 @@ def producer(tmp_path):
 
 
 def _emit(producer: AuditProducer, **changes):
-    kwargs = dict(workspace_id="ws_1", action="MEMBER_ROLE_CHANGED", actor=ALEX, target_id="usr_2",
-                  target_display="sam@example.com", before={"role": "member"}, after={"role": "admin"})
+    # Any: the refusal cases pass what the signature forbids (a None actor, an object in a payload).
+    kwargs: dict[str, Any] = dict(workspace_id="ws_1", action="MEMBER_ROLE_CHANGED", actor=ALEX, target_id="usr_2",
+                                  target_display="sam@example.com", before={"role": "member"}, after={"role": "admin"})
     kwargs.update(changes)
     return producer.emit(**kwargs)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +25,9 @@ from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from query_api.security import issue_token
 from tests.support.serving import serve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 WORKSPACE = "ws_browser"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
@@ -88,7 +92,7 @@ def plain_app(seeded_settings: Settings) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -101,7 +105,7 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def _page(browser, **context_options: object) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def _page(browser: Browser, **context_options: Any) -> Iterator[Page]:
     context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -112,19 +116,19 @@ def _page(browser, **context_options: object) -> Iterator[object]:  # type: igno
 
 
 @pytest.fixture
-def laptop(chromium) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def laptop(chromium: Browser) -> Iterator[Page]:
     """A 1280-wide desktop tab that accepts downloads."""
     yield from _page(chromium, viewport={"width": 1280, "height": 860}, accept_downloads=True)
 
 
 @pytest.fixture
-def phone(chromium) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def phone(chromium: Browser) -> Iterator[Page]:
     """A 390-wide phone tab."""
     yield from _page(chromium, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                      has_touch=True)
 
 
-def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot as a CI artifact."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -23,15 +24,17 @@ NO_ACCESS = "only available to its owners and admins"
 SETTLED = re.compile("^(ready|empty|error)$")
 
 
-def api_page(app: Served, **params: str) -> dict:
+def api_page(app: Served, **params: str) -> dict[str, Any]:
     response = httpx.get(f"{app.url}/v1/workspaces/{WORKSPACE}/audit/events", params={"limit": "50", **params},
                          headers={"Authorization": f"Bearer {app.token('owner')}"})
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def shown_ids(page: Page) -> list[str]:
-    return page.locator("#rows .event").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    ids: list[str] = page.locator("#rows .event").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    return ids
 
 
 def settled(page: Page) -> None:

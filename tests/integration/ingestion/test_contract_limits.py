@@ -4,7 +4,9 @@ workspace unreadable (issue 13, items 5, 6, 8), on the real broker and the real 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ def _path(settings, decode_in_engine: bool):
         update={"decode_in_engine": decode_in_engine})})
 
 
-def _stored(settings, workspace: str) -> list[tuple]:
+def _stored(settings, workspace: str) -> Sequence[Sequence[Any]]:
     return get_client(settings.clickhouse.dsn).query(
         f"SELECT toString(id), actor_display, payload FROM {settings.events_table} WHERE workspace_id = {{ws:String}}"
         " ORDER BY occurred_at", parameters={"ws": workspace}).result_rows

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 SPREADS = [timedelta(seconds=1), timedelta(hours=1), timedelta(days=38), timedelta(days=3650),
            OCCURRED_AT_END - OCCURRED_AT_MIN - timedelta(seconds=1)]
-hostile = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20).filter(str.strip)
+hostile = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20).filter(str.strip)
 
 
 @st.composite

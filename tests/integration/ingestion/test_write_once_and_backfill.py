@@ -3,7 +3,9 @@ holding anyone back; staging tables of killed consumers are removed (issue 13, i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,13 +13,14 @@ from clickhouse.client import get_client
 from consumer import build_consumer
 from consumer.dlq_replay import list_dead_letters
 from consumer.staging import STAGING_PREFIX
+from consumer.store import EventStore
 from tests.support.messages import consume_until_caught_up, encode, record, send_raw
 from tests.support.pipeline import all_pages, api_client, bearer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
-def _rows(settings, workspace: str) -> list[tuple]:
+def _rows(settings, workspace: str) -> Sequence[Sequence[Any]]:
     return get_client(settings.clickhouse.dsn).query(
         f"SELECT toString(id), occurred_at, action, payload FROM {settings.events_table} "
         "WHERE workspace_id = {ws:String} ORDER BY occurred_at, id", parameters={"ws": workspace}).result_rows
@@ -100,5 +103,7 @@ def test_staging_tables_left_by_killed_consumers_are_dropped_at_start(settings):
         "SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, {p:String})",
         parameters={"db": db, "p": STAGING_PREFIX}).result_rows]
     assert left == [], left
-    runner._store.staging.create()  # its own table is made again on first use
-    runner._store.close()
+    store = runner._store
+    assert isinstance(store, EventStore)
+    store.staging.create()  # its own table is made again on first use
+    store.close()

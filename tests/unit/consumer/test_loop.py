@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -194,7 +195,7 @@ def test_a_failed_dead_letter_flush_is_retried_and_nothing_is_committed_meanwhil
 def test_a_transient_store_failure_is_retried_with_the_same_token_and_health_says_retrying_then_running():
     seen_while_failing: list[str] = []
     seen_after: list[str] = []
-    log: list[tuple] = []
+    log: list[tuple[Any, ...]] = []
     store = FakeStore(log, failures=[StoreUnavailable("engine unreachable"), StoreUnavailable("engine unreachable")])
     source = _source({0: 3}, [Poll(assign=[0]), Poll(take=3), Poll(wait_for=lambda: len(store.calls) >= 3),
                               Poll(), Poll()], log=log)
