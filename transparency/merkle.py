@@ -108,8 +108,8 @@ def stored_positions(position: Position, stride: int) -> list[Position]:
     return [(below, first + j) for j in range(1 << span)]
 
 
-def _combine_level(hashes: Sequence[bytes]) -> bytes:
-    """The hash of a complete subtree from its 2^k consecutive descendants at one level."""
+def combine_subtree(hashes: Sequence[bytes]) -> bytes:
+    """The hash of a complete subtree from its 2^k consecutive descendants at one level (left to right)."""
     layer = list(hashes)
     while len(layer) > 1:
         layer = [node_hash(layer[i], layer[i + 1]) for i in range(0, len(layer), 2)]
@@ -124,7 +124,7 @@ def read_subtrees(reader: HashReader, positions: Sequence[Position], stride: int
     if len(got) != len(wanted):
         raise MissingHash(f"asked the store for {len(wanted)} hashes, got {len(got)}")
     table = dict(zip(wanted, got, strict=True))
-    return [_combine_level([table[q] for q in group]) for group in expanded]
+    return [combine_subtree([table[q] for q in group]) for group in expanded]
 
 
 def read_ranges(reader: HashReader, ranges: Sequence[Range], stride: int = DEFAULT_STRIDE) -> list[bytes]:

@@ -35,7 +35,8 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     formatted = [_format(client, s) for s in statements]
     # 0001: database, local table, Distributed table; 0002: one setting; 0003: the codecs;
     # 0004: drop the old actor index, add the new one, build it.
-    assert len(formatted) == 3 + 1 + 1 + 3
+    # 0005: a placeholder (no statement); 0006: three local + three Distributed tables, the ingested_at index.
+    assert len(formatted) == 3 + 1 + 1 + 3 + 0 + 8
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 

@@ -1,0 +1,4 @@
+-- Placeholder, no statements: version 0005 is the write-once id table of the
+-- ingestion issue, which lands on another branch. This file only keeps the
+-- numbering gap-free on the transparency branch (0006 follows it); when the
+-- two branches meet, the real 0005 replaces this file.
