@@ -60,7 +60,14 @@ def cmd_consume(settings: Settings, _args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(settings.consumer.metrics_port)
-    return 0 if runner.run() else 75
+    from transparency.service import start_sequencer
+
+    sequencer = start_sequencer(settings, stop)  # appends what the consumer stores to the Merkle logs
+    ok = runner.run()
+    stop.set()
+    if sequencer is not None:
+        sequencer.join(timeout=30)
+    return 0 if ok else 75
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -201,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--limit", type=int, default=100, help="list: how many of the newest to show")
     dlq.set_defaults(func=cmd_dlq)
+
+    from transparency.cli import add_commands as add_transparency_commands
+
+    add_transparency_commands(sub)
     return parser
 
 

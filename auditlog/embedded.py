@@ -24,6 +24,7 @@ from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from query_api.security import issue_token
+from transparency.service import start_sequencer
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     runner = build_consumer(settings, stop)
     consumer_thread = threading.Thread(target=runner.run, name="auditlog-consumer", daemon=True)
     consumer_thread.start()
+    sequencer_thread = start_sequencer(settings, stop)
 
     producer = AuditProducer(settings)
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"demo_sign_in": True})})
@@ -112,6 +114,8 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         stop.set()
         producer.close(10)
         consumer_thread.join(timeout=30)
+        if sequencer_thread is not None:
+            sequencer_thread.join(timeout=30)
     return 0
 
 

@@ -51,10 +51,15 @@ def verify_workspace(settings: Settings, workspace_id: str, keyring: Keyring,
     client = get_client(ch.dsn, ch.uncompressed_cache_mb)
     store = LogStore(client, tables_for(settings))
     report = Report(workspace_id)
-    stored = store.checkpoints(workspace_id)
+    rows = store.checkpoint_rows(workspace_id)
+    stored = [cp for _size, cp in rows]
+    for size, cp in rows:
+        if size != cp.tree_size:
+            report.divergences.append(Divergence(size, None, f"the checkpoint row at size {size} holds a "
+                                                 f"checkpoint for size {cp.tree_size}: it was edited"))
     good = check_checkpoints(stored, keyring, workspace_id, report)
     if published is not None:
-        _compare_published(stored, published, keyring, report)
+        _compare_published(rows, published, keyring, report)
 
     leaves: dict[int, tuple[str, bytes]] = {}
     positions: dict[str, int] = {}
@@ -96,10 +101,10 @@ def verify_workspace(settings: Settings, workspace_id: str, keyring: Keyring,
     return report
 
 
-def _compare_published(stored: Sequence[Checkpoint], published: Sequence[Checkpoint], keyring: Keyring,
-                       report: Report) -> None:
-    table = {(c.tree_size, c.root_hash, c.signature) for c in stored}
-    sizes = {c.tree_size for c in stored}
+def _compare_published(stored: Sequence[tuple[int, Checkpoint]], published: Sequence[Checkpoint],
+                       keyring: Keyring, report: Report) -> None:
+    table = {(c.tree_size, c.root_hash, c.signature) for _size, c in stored}
+    sizes = {size for size, _c in stored}
     for cp in published:
         if cp.workspace_id != report.workspace_id:
             continue

@@ -137,6 +137,12 @@ def start_sequencer(settings: Settings, stop: threading.Event) -> threading.Thre
     """Run the sequencer in a daemon thread until ``stop`` (None when the log is turned off)."""
     if not settings.transparency.enabled:
         return None
+    from deploy.local_kafka import ensure_topics
+
+    try:
+        ensure_topics(settings.kafka.bootstrap_servers, [settings.transparency.topic], 1)
+    except Exception:  # publication retries every round; the log itself does not need the topic
+        logger.warning("checkpoint_topic_not_ensured topic=%s", settings.transparency.topic, exc_info=True)
     sequencer = build_sequencer(settings)
     thread = threading.Thread(target=sequencer.run, args=(stop,), name="auditlog-sequencer", daemon=True)
     thread.start()

@@ -131,12 +131,16 @@ class LogStore:
 
     def checkpoints(self, workspace_id: str) -> list[Checkpoint]:
         """Every stored checkpoint of the workspace, by size (as stored: the signed JSON)."""
+        return [cp for _size, cp in self.checkpoint_rows(workspace_id)]
+
+    def checkpoint_rows(self, workspace_id: str) -> list[tuple[int, Checkpoint]]:
+        """(the row's tree_size column, the checkpoint its JSON holds), by size."""
         rows = self.client.query(
-            f"SELECT checkpoint FROM {self.tables.checkpoints} WHERE workspace_id = {{ws:String}}"
+            f"SELECT tree_size, checkpoint FROM {self.tables.checkpoints} WHERE workspace_id = {{ws:String}}"
             " ORDER BY tree_size, timestamp",
             parameters={"ws": workspace_id},
         ).result_rows
-        return [Checkpoint.loads(str(r[0])) for r in rows]
+        return [(int(n), Checkpoint.loads(str(text))) for n, text in rows]
 
     def latest_checkpoints(self) -> dict[str, tuple[int, datetime]]:
         rows = self.client.query(
