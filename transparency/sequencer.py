@@ -11,13 +11,15 @@ One round:
    an insert that started before the cutoff has committed by the time the
    round reads (inserts take milliseconds; settle defaults to 5 s). Reading
    by the engine's clock keeps the sequencer's own clock out of it.
-2. Candidates: rows with ``watermark - overlap < ingested_at <= cutoff`` whose
+2. Candidates: rows with ``start - overlap < ingested_at <= cutoff`` whose
    id has no leaf yet, one row per id, ordered by (ingested_at, workspace_id,
-   occurred_at, id) — the log order. The watermark is the newest ingested_at
-   already sequenced (read back from the leaves table at start). Ids sequenced
-   inside the window are excluded in the engine (so a backlog never starves a
-   round); ids sequenced long ago (a spool replay re-inserting an old event)
-   are excluded through the leaves' by-event projection.
+   occurred_at, id) — the log order. ``start`` is the previous caught-up
+   round's cutoff (at start-up: the newest ingested_at already sequenced, read
+   back from the leaves table). Ids sequenced inside the window are excluded
+   in the engine; ids sequenced long ago (a spool replay re-inserting an old
+   event) through the leaves' by-event projection. While a backlog lasts (a
+   round took ``max_events_per_round`` rows) the next round goes on after the
+   last row taken, so a catch-up never re-reads what it already took.
 3. Leaves, then node hashes, then due checkpoints are written, in that order.
    A crash between any two writes leaves each workspace's leaves a prefix of
    what the round meant to write (each insert chunk is one part, chunks go in
@@ -94,6 +96,10 @@ class Sequencer:
         self._pending: set[str] = set()  # workspaces whose log grew past their last checkpoint
         self._unpublished: list[Checkpoint] = []
         self._watermark: datetime | None = None
+        # (ingested_at, workspace_id, occurred_at, id) of the last row taken while a backlog lasts.
+        self._position: tuple[datetime, str, datetime, str] | None = None
+        self._caught_up_to: datetime | None = None
+        self._pending_cutoff: datetime | None = None
         self._started = False
 
     # --- state -------------------------------------------------------------------------------
@@ -112,6 +118,8 @@ class Sequencer:
     def _reset(self) -> None:
         """Forget cached state after a failed round: the next round reads everything back."""
         self._frontiers.clear()
+        self._position = None
+        self._caught_up_to = self._pending_cutoff = None
         self._started = False
 
     def _frontier(self, workspace_id: str) -> Frontier:
@@ -128,24 +136,50 @@ class Sequencer:
 
     # --- one round ---------------------------------------------------------------------------
     def candidates(self) -> list[Sequence[Any]]:
-        """Rows to sequence now, in log order (see the module docstring, step 2)."""
-        lower = self._watermark - timedelta(seconds=self._cfg.overlap_seconds) if self._watermark else None
+        """Rows to sequence now, in log order (see the module docstring, step 2).
+
+        The order is chosen on four small columns first (the inner query), and
+        only the chosen rows are read in full. While a backlog lasts (a round
+        filled ``max_events_per_round``), the next round continues after the
+        last row it took instead of re-reading the window.
+        """
+        now = self._client.query("SELECT now64(3)").result_rows[0][0]
+        cutoff = _utc(now) - timedelta(seconds=self._cfg.settle_seconds)
+        # Everything ingested up to the last caught-up round's cutoff was read then; start a little before it.
+        base = self._caught_up_to or self._watermark
+        lower = base - timedelta(seconds=self._cfg.overlap_seconds) if base else None
         ev = self._tables.events
-        window = "ingested_at <= now64(3) - toIntervalMillisecond({settle:UInt64})"
-        params: dict[str, Any] = {"settle": int(self._cfg.settle_seconds * 1000),
+        window = "ingested_at <= {cutoff:DateTime64(3, 'UTC')}"
+        params: dict[str, Any] = {"cutoff": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"),
                                   "limit": self._cfg.max_events_per_round}
         if lower is not None:
             window += " AND ingested_at > {lower:DateTime64(3, 'UTC')}"
             params["lower"] = _utc(lower).strftime("%Y-%m-%d %H:%M:%S.%f")
-            recent = f"SELECT event_id FROM {self._tables.leaves} WHERE ingested_at > {{lower:DateTime64(3, 'UTC')}}"
+        choose = window
+        if self._position is not None:
+            at, ws, occurred, event_id = self._position
+            choose += (" AND (ingested_at, workspace_id, occurred_at, id) > ({p_at:DateTime64(3, 'UTC')},"
+                       " {p_ws:String}, {p_occ:DateTime64(6, 'UTC')}, {p_id:UUID})")
+            params.update(p_at=_utc(at).strftime("%Y-%m-%d %H:%M:%S.%f"), p_ws=ws,
+                          p_occ=_utc(occurred).strftime("%Y-%m-%d %H:%M:%S.%f"), p_id=event_id)
+        elif lower is not None:
+            choose += (f" AND id NOT IN (SELECT event_id FROM {self._tables.leaves}"
+                       " WHERE ingested_at > {lower:DateTime64(3, 'UTC')})")
         else:
-            recent = f"SELECT event_id FROM {self._tables.leaves}"
+            choose += f" AND id NOT IN (SELECT event_id FROM {self._tables.leaves})"
+        order = "ORDER BY ingested_at, workspace_id, occurred_at, id LIMIT 1 BY id"
         sql = (
-            f"SELECT {SELECT_COLUMNS}, workspace_id, ingested_at FROM {ev}"
-            f" WHERE {window} AND id NOT IN ({recent})"
-            " ORDER BY ingested_at, workspace_id, occurred_at, id LIMIT 1 BY id LIMIT {limit:UInt64}"
+            f"SELECT {SELECT_COLUMNS}, workspace_id, ingested_at FROM {ev} WHERE {window}"
+            f" AND (ingested_at, workspace_id, occurred_at, id) IN (SELECT ingested_at, workspace_id, occurred_at, id"
+            f" FROM {ev} WHERE {choose} {order} LIMIT {{limit:UInt64}}) {order}"
         )
         rows = self._client.query(sql, parameters=params).result_rows
+        self._position = None
+        if len(rows) >= self._cfg.max_events_per_round:
+            last = rows[-1]
+            self._position = (last[16], str(last[15]), last[1], str(last[0]))
+        else:
+            self._pending_cutoff = cutoff  # caught up to here once this round's leaves are written
         if not rows or lower is None:
             return list(rows)
         # Ids sequenced before the window (an old event stored again): the by-event projection answers.
@@ -191,6 +225,8 @@ class Sequencer:
                 newest = max(r[4] for r in leaf_rows)
                 if self._watermark is None or newest > self._watermark:
                     self._watermark = newest
+            if self._pending_cutoff is not None:
+                self._caught_up_to, self._pending_cutoff = self._pending_cutoff, None
             stats.leaves, stats.nodes, stats.workspaces = len(leaf_rows), len(node_rows), len(grown)
             self._pending |= grown
             stats.checkpoints = self._checkpoint_due()

@@ -96,3 +96,26 @@ def test_a_crash_between_leaves_and_nodes_is_repaired_without_changing_a_leaf(cl
     assert verify_workspace(settings, "ws_c", Keyring([signer.public_key])).ok
     reader = store.reader("ws_c")
     verify_inclusion(leaves[517], 517, 600, inclusion_proof(reader, 517, 600), reference.root())
+
+
+def test_a_backlog_is_taken_in_rounds_in_log_order_without_repeats(clickhouse_settings: Settings) -> None:
+    settings = fast(clickhouse_settings)
+    settings = settings.model_copy(update={"transparency": settings.transparency.model_copy(
+        update={"max_events_per_round": 64})})
+    client = get_client(settings.clickhouse.dsn)
+    events = history(["ws_d", "ws_e"], 500, seed=9)
+    for n in range(5):
+        store_directly(settings, events[n * 100:(n + 1) * 100], token=f"backlog-{n}")
+    store_directly(settings, events[:250], token="copies")  # copies of already stored events
+    seq = Sequencer(client, settings, Signer.generate())
+    taken = []
+    while (stats := seq.round()).leaves:
+        taken.append(stats.leaves)
+    assert sum(taken) == 500 and max(taken) == 64
+    expected = [str(r[0]) for r in client.query(
+        f"SELECT id, workspace_id FROM {settings.events_table} ORDER BY ingested_at, workspace_id, occurred_at, id"
+        " LIMIT 1 BY id").result_rows]
+    for ws in ("ws_d", "ws_e"):
+        logged = [e for _i, e, _h in seq.store.leaf_rows(ws)]
+        assert logged == [i for i in expected if i in set(logged)]
+        assert len(logged) == len(set(logged)) == sum(1 for e in events if e.workspace_id == ws)
