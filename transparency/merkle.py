@@ -199,6 +199,13 @@ def inclusion_proof(reader: HashReader, index: int, size: int, stride: int = DEF
     return read_ranges(reader, inclusion_ranges(index, size), stride)
 
 
+def inclusion_proof_and_leaf(reader: HashReader, index: int, size: int,
+                             stride: int = DEFAULT_STRIDE) -> tuple[bytes, list[bytes]]:
+    """The stored leaf hash at ``index`` and its audit path, from one read."""
+    hashes = read_ranges(reader, [(index, index + 1), *inclusion_ranges(index, size)], stride)
+    return hashes[0], hashes[1:]
+
+
 def consistency_proof(reader: HashReader, old_size: int, new_size: int,
                       stride: int = DEFAULT_STRIDE) -> list[bytes]:
     """The consistency proof from ``old_size`` to ``new_size``, from one read of stored hashes."""

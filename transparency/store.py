@@ -21,6 +21,8 @@ from transparency.merkle import DEFAULT_STRIDE, Position, combine_subtree
 
 # Rows per insert: each insert of this size is one block, so one part, so all-or-nothing.
 INSERT_CHUNK = 50_000
+# Reads of at most this many positions (a proof, a frontier) go in one query.
+SMALL_READ = 4096
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,14 @@ class LogStore:
             MissingHash: a position the store does not hold.
         """
         found: dict[Position, bytes] = {}
+        if len(positions) <= SMALL_READ:
+            found = self._read_small(workspace_id, positions)
+            try:
+                return [found[p] for p in positions]
+            except KeyError as err:
+                level, index = err.args[0]
+                raise MissingHash(f"the log of {workspace_id} has no stored hash at level {level}, "
+                                  f"index {index}") from err
         leaves = sorted({i for level, i in positions if level == 0})
         if leaves:
             for start in range(0, len(leaves), INSERT_CHUNK):
@@ -120,6 +130,26 @@ class LogStore:
             level, index = err.args[0]
             raise MissingHash(f"the log of {workspace_id} has no stored hash at level {level}, index {index}") from err
 
+    def _read_small(self, workspace_id: str, positions: Sequence[Position]) -> dict[Position, bytes]:
+        """A proof's worth of stored hashes in one query (each query costs milliseconds of its own)."""
+        leaves = sorted({i for level, i in positions if level == 0})
+        levels = sorted({level for level, _ in positions if level})
+        nodes = sorted({i for level, i in positions if level})
+        parts: list[str] = []
+        params: dict[str, Any] = {"ws": workspace_id}
+        if leaves:
+            parts.append(f"SELECT toUInt8(0) AS level, leaf_index AS idx, leaf_hash AS hash FROM {self.tables.leaves}"
+                         " WHERE workspace_id = {ws:String} AND leaf_index IN {leaves:Array(UInt64)}")
+            params["leaves"] = leaves
+        if nodes:
+            parts.append(f"SELECT level, node_index AS idx, hash FROM {self.tables.nodes} WHERE workspace_id ="
+                         " {ws:String} AND level IN {levels:Array(UInt8)} AND node_index IN {nodes:Array(UInt64)}")
+            params.update(levels=levels, nodes=nodes)
+        if not parts:
+            return {}
+        rows = self.client.query(" UNION ALL ".join(parts), parameters=params).result_rows
+        return {(int(level), int(i)): bytes(h) for level, i, h in rows}
+
     def leaf_of(self, workspace_id: str, event_id: str) -> int | None:
         """The leaf index of an event (None: not in the log)."""
         rows = self.client.query(
@@ -129,18 +159,30 @@ class LogStore:
         ).result_rows
         return int(rows[0][0]) if rows else None
 
-    def checkpoints(self, workspace_id: str) -> list[Checkpoint]:
-        """Every stored checkpoint of the workspace, by size (as stored: the signed JSON)."""
-        return [cp for _size, cp in self.checkpoint_rows(workspace_id)]
+    def checkpoints(self, workspace_id: str, after_size: int = -1, limit: int | None = None) -> list[Checkpoint]:
+        """The workspace's stored checkpoints by size (as stored: the signed JSON), all by default."""
+        return [cp for _size, cp in self.checkpoint_rows(workspace_id, after_size, limit)]
 
-    def checkpoint_rows(self, workspace_id: str) -> list[tuple[int, Checkpoint]]:
+    def checkpoint_rows(self, workspace_id: str, after_size: int = -1,
+                        limit: int | None = None) -> list[tuple[int, Checkpoint]]:
         """(the row's tree_size column, the checkpoint its JSON holds), by size."""
         rows = self.client.query(
             f"SELECT tree_size, checkpoint FROM {self.tables.checkpoints} WHERE workspace_id = {{ws:String}}"
-            " ORDER BY tree_size, timestamp",
-            parameters={"ws": workspace_id},
+            " AND toInt64(tree_size) > {after:Int64} ORDER BY tree_size, timestamp"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            parameters={"ws": workspace_id, "after": after_size},
         ).result_rows
         return [(int(n), Checkpoint.loads(str(text))) for n, text in rows]
+
+    def checkpoint(self, workspace_id: str, tree_size: int | None = None) -> Checkpoint | None:
+        """The checkpoint at ``tree_size`` (None: the latest), read by key, not by listing them all."""
+        where = "" if tree_size is None else " AND tree_size = {n:UInt64}"
+        rows = self.client.query(
+            f"SELECT checkpoint FROM {self.tables.checkpoints} WHERE workspace_id = {{ws:String}}{where}"
+            " ORDER BY tree_size DESC, timestamp DESC LIMIT 1",
+            parameters={"ws": workspace_id, "n": tree_size or 0},
+        ).result_rows
+        return Checkpoint.loads(str(rows[0][0])) if rows else None
 
     def latest_checkpoints(self) -> dict[str, tuple[int, datetime]]:
         rows = self.client.query(

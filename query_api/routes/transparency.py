@@ -22,7 +22,7 @@ from query_api.routes.events import ERRORS, WorkspaceId
 from transparency.checkpoint import Checkpoint, public_pem
 from transparency.errors import TransparencyError
 from transparency.export import log_lines
-from transparency.merkle import consistency_proof, inclusion_proof
+from transparency.merkle import consistency_proof, inclusion_proof_and_leaf
 from transparency.sequencer import tables_for
 from transparency.service import load_keyring, load_signer
 from transparency.store import LogStore
@@ -86,14 +86,11 @@ def _out(cp: Checkpoint) -> CheckpointOut:
 
 
 def _checkpoint(store: LogStore, workspace_id: str, tree_size: int | None) -> Checkpoint:
-    checkpoints = store.checkpoints(workspace_id)
-    if not checkpoints:
-        raise NotFound(f"Workspace {workspace_id} has no signed checkpoint yet.")
+    cp = store.checkpoint(workspace_id, tree_size)
+    if cp is not None:
+        return cp
     if tree_size is None:
-        return checkpoints[-1]
-    for cp in checkpoints:
-        if cp.tree_size == tree_size:
-            return cp
+        raise NotFound(f"Workspace {workspace_id} has no signed checkpoint yet.")
     raise NotFound(f"No signed checkpoint of workspace {workspace_id} has tree size {tree_size}.")
 
 
@@ -111,10 +108,14 @@ def public_keys(ctx: ContextDep) -> PublicKeys:
 
 @router.get(f"{WS_PREFIX}/checkpoints", response_model=CheckpointList, responses=ERRORS,
             summary="Every signed checkpoint of the workspace's log, oldest first")
-def list_checkpoints(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId) -> CheckpointList:
-    """All signed tree heads; compare each size with a log export to narrow down a divergence."""
+def list_checkpoints(
+    ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
+    after_size: Annotated[int, Query(ge=0, le=2**62, description="Only checkpoints of larger trees")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many, smallest sizes first")] = 1000,
+) -> CheckpointList:
+    """Signed tree heads by size; compare each size with a log export to narrow down a divergence."""
     user.require_reader(workspace_id)
-    return CheckpointList(checkpoints=[_out(cp) for cp in _store(ctx).checkpoints(workspace_id)])
+    return CheckpointList(checkpoints=[_out(cp) for cp in _store(ctx).checkpoints(workspace_id, after_size, limit)])
 
 
 @router.get(f"{WS_PREFIX}/checkpoints/latest", response_model=CheckpointOut, responses=NOT_FOUND,
@@ -149,8 +150,7 @@ def event_proof(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, e
         raise NotFound(f"Event {event_id} is leaf {index}, after the checkpoint of size {cp.tree_size}; "
                        "ask again against a newer checkpoint.")
     reader = store.reader(workspace_id)
-    leaf = store.read_stored(workspace_id, [(0, index)])[0]
-    path = inclusion_proof(reader, index, cp.tree_size, store.stride)
+    leaf, path = inclusion_proof_and_leaf(reader, index, cp.tree_size, store.stride)
     return InclusionProofOut(event_id=str(event_id), leaf_index=index, tree_size=cp.tree_size, leaf_hash=leaf.hex(),
                              audit_path=[h.hex() for h in path], checkpoint=_out(cp))
 

@@ -118,8 +118,8 @@ def test_api_json_and_export_line_hash_alike(event: dict) -> None:
     api = orjson.loads(orjson.dumps(event))  # pydantic/orjson spelling: "...Z" or "+00:00", non-ASCII raw
     export = json.loads(_export_spelling(event))
     assert leaf_bytes(api) == leaf_bytes(export) == leaf_bytes(event)
-    # canonical bytes are a fixed point: JSON that canonicalises to itself
-    assert jcs(json.loads(leaf_bytes(event))) == leaf_bytes(event)
+    # canonical bytes are a fixed point: JSON that canonicalises to itself; the template equals the generic path
+    assert jcs(json.loads(leaf_bytes(event))) == leaf_bytes(event) == jcs(leaf_object(event))
 
 
 @settings(max_examples=200, deadline=None)
@@ -152,6 +152,14 @@ def test_float_spelled_as_integer_and_occurred_at_spellings_agree() -> None:
     assert leaf_bytes(a) == leaf_bytes(b)
     assert b'"occurred_at":"2026-03-01T09:30:00.000000Z"' in leaf_bytes(a)
     assert b'"id":"0190f0a0-0000-7000-8000-00000000000a"' in leaf_bytes(a)
+
+
+def test_odd_types_in_covered_fields_take_the_generic_path() -> None:
+    event = {"id": "0190f0a0-0000-7000-8000-00000000000a", "workspace_id": "w", "occurred_at": "2026-01-01T00:00:00Z",
+             "action": "A", "category": "c", "actor": {"kind": "user", "id": 7, "display": None},
+             "target": {"kind": "k", "id": "t", "display": "x"}, "payload": {}, "context": {"ip": 1}}
+    assert leaf_bytes(event) == jcs(leaf_object(event))
+    assert b'"actor":{"display":null,"id":7,"kind":"user"}' in leaf_bytes(event)
 
 
 def test_missing_fields_and_extras_are_named() -> None:
