@@ -37,6 +37,9 @@ def add_commands(sub: Any) -> None:
                         help="online: do not compare with the checkpoints published on the topic")
     verify.set_defaults(func=cmd_verify)
 
+    sequence = sub.add_parser("sequence", help="run only the sequencer (one per deployment; SIGTERM stops it)")
+    sequence.set_defaults(func=cmd_sequence)
+
     export = sub.add_parser("export-log", help="write a workspace's log export, its latest checkpoint and the "
                                                "public key, for offline verification")
     export.add_argument("--workspace", required=True)
@@ -84,6 +87,20 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print_report(report)
     return 0 if report.ok else 2
+
+
+def cmd_sequence(settings: Settings, _args: argparse.Namespace) -> int:
+    """The sequencer alone: for deployments whose consumers run with AUDITLOG_TRANSPARENCY__ENABLED=false."""
+    import signal
+    import threading
+
+    from transparency.service import build_sequencer
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    build_sequencer(settings).run(stop)
+    return 0
 
 
 def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:

@@ -137,6 +137,13 @@ def start_sequencer(settings: Settings, stop: threading.Event) -> threading.Thre
     """Run the sequencer in a daemon thread until ``stop`` (None when the log is turned off)."""
     if not settings.transparency.enabled:
         return None
+    try:
+        load_signer(settings)
+    except SigningKeyError as err:
+        # Ingestion goes on without the log rather than stopping: verify then names every event without a
+        # leaf. Production deployments give the key to exactly one sequencer (docs/verification.md).
+        logger.error("transparency_log_not_running reason=%s", err)
+        return None
     from deploy.local_kafka import ensure_topics
 
     try:

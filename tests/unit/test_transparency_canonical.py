@@ -56,7 +56,7 @@ def test_keys_sort_by_utf16_code_units() -> None:
 _ES_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d*[1-9])?(e[+-][1-9]\d*)?$")
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_numbers_round_trip_and_use_the_ecmascript_shape(x: float) -> None:
     text = number_to_string(x)
@@ -70,6 +70,7 @@ def test_numbers_round_trip_and_use_the_ecmascript_shape(x: float) -> None:
         assert abs(x) >= 1e21 or abs(x) < 1e-6
 
 
+@settings(deadline=None)
 @given(st.integers(-(2**53), 2**53))
 def test_safe_integers_print_as_themselves(i: int) -> None:
     assert number_to_string(i) == str(i)

@@ -150,6 +150,7 @@ def test_tampered_consistency_proofs_fail(n: int, data_: st.DataObject) -> None:
         verify_consistency(m, n, old_root, new_root, proof[:-1])
 
 
+@settings(deadline=None)
 @given(n=st.integers(0, 200))
 def test_frontier_root_equals_the_reference_at_every_size(n: int) -> None:
     f = Frontier()
