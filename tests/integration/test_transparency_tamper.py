@@ -104,12 +104,18 @@ def test_forged_row_inserted_behind_the_log(log: Log) -> None:
     assert (index, event_id) == (None, str(forged.id)) and "in no leaf" in reason
 
 
-def test_row_back_dated(log: Log) -> None:
-    victim = log.leaf(101)
-    original = log.client.query(f"SELECT * FROM {log.table} WHERE id = {{id:UUID}}", parameters={"id": victim})
+def back_dated(log: Log, event_id: str, by: timedelta) -> tuple[list[str], list[object]]:
+    """The stored row of an event (every column), with occurred_at moved back."""
+    original = log.client.query(f"SELECT * FROM {log.table} WHERE id = {{id:UUID}}", parameters={"id": event_id})
     names = list(original.column_names)
     values = list(original.result_rows[0])
-    values[names.index("occurred_at")] -= timedelta(days=30)
+    values[names.index("occurred_at")] -= by
+    return names, values
+
+
+def test_row_back_dated(log: Log) -> None:
+    victim = log.leaf(101)
+    names, values = back_dated(log, victim, timedelta(days=30))
     log.mutate(f"ALTER TABLE {log.table} DELETE WHERE id = {{id:UUID}}", id=victim)
     log.client.insert(log.table, [values], column_names=names)
     index, event_id, reason = first(log.verify())
@@ -118,10 +124,7 @@ def test_row_back_dated(log: Log) -> None:
 
 def test_back_dated_copy_next_to_the_original(log: Log) -> None:
     victim = log.leaf(3)
-    original = log.client.query(f"SELECT * FROM {log.table} WHERE id = {{id:UUID}}", parameters={"id": victim})
-    names = list(original.column_names)
-    values = list(original.result_rows[0])
-    values[names.index("occurred_at")] -= timedelta(hours=1)
+    names, values = back_dated(log, victim, timedelta(hours=1))
     log.client.insert(log.table, [values], column_names=names)
     assert log.new_sequencer().round().leaves == 0  # an id that has a leaf never gets a second one
     index, event_id, reason = first(log.verify())
