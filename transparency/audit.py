@@ -26,8 +26,8 @@ from typing import Any
 
 from auditlog.settings import Settings
 from clickhouse.client import get_client
-from query_api.queries import SELECT_COLUMNS, row_to_event
-from transparency.canonical import leaf_bytes
+from query_api.queries import SELECT_COLUMNS
+from transparency.canonical import row_leaf_bytes
 from transparency.checkpoint import Checkpoint, Keyring
 from transparency.errors import InvalidCanonicalForm
 from transparency.merkle import leaf_hash
@@ -143,7 +143,7 @@ def _check_events(settings: Settings, workspace_id: str, positions: dict[str, in
         for row in rows:
             event_id = str(row[0])
             try:
-                h = leaf_hash(leaf_bytes(row_to_event(row[:15], workspace_id)))
+                h = leaf_hash(row_leaf_bytes(row, workspace_id))
             except InvalidCanonicalForm as err:
                 h = b"unleafable:" + str(err).encode()
             versions.setdefault(event_id, set()).add(h)

@@ -48,8 +48,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from auditlog.settings import Settings, TransparencySettings
-from query_api.queries import SELECT_COLUMNS, row_to_event
-from transparency.canonical import leaf_bytes
+from query_api.queries import SELECT_COLUMNS
+from transparency.canonical import row_leaf_bytes
 from transparency.checkpoint import Checkpoint, Signer
 from transparency.errors import InvalidCanonicalForm, SequencerError
 from transparency.merkle import Frontier, leaf_hash, read_subtrees
@@ -210,7 +210,7 @@ class Sequencer:
                 before = frontier.size
                 for row in ws_rows:
                     try:
-                        data = leaf_bytes(row_to_event(row[:15], ws))
+                        data = row_leaf_bytes(row, ws)
                     except InvalidCanonicalForm:
                         logger.exception("sequencer_unleafable_event workspace=%s id=%s", ws, row[0])
                         stats.skipped += 1

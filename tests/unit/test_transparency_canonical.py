@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transparency.canonical import jcs, leaf_bytes, leaf_object, number_to_string, uncovered_keys
+from transparency.canonical import jcs, leaf_bytes, leaf_object, number_to_string, row_leaf_bytes, uncovered_keys
 from transparency.errors import InvalidCanonicalForm
 
 # RFC 8785 Appendix B: IEEE-754 bit patterns and their ECMAScript strings.
@@ -121,6 +121,32 @@ def test_api_json_and_export_line_hash_alike(event: dict) -> None:
     assert leaf_bytes(api) == leaf_bytes(export) == leaf_bytes(event)
     # canonical bytes are a fixed point: JSON that canonicalises to itself; the template equals the generic path
     assert jcs(json.loads(leaf_bytes(event))) == leaf_bytes(event) == jcs(leaf_object(event))
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_the_row_fast_path_equals_the_documented_form(event: dict) -> None:
+    import uuid as uuid_mod
+
+    from query_api.queries import row_to_event
+
+    a, t, c = event["actor"], event["target"], event["context"]
+    row = (uuid_mod.UUID(event["id"]), event["occurred_at"], event["action"], event["category"], a["kind"], a["id"],
+           a["display"], t["kind"], t["id"], t["display"], orjson.dumps(event["payload"]).decode(), c["ip"],
+           c["user_agent"], c["request_id"], c["service"])
+    assert row_leaf_bytes(row, event["workspace_id"]) == leaf_bytes(row_to_event(row, event["workspace_id"])) \
+        == jcs(leaf_object(event))
+
+
+def test_payload_names_above_u_d7ff_and_floats_take_the_generic_path() -> None:
+    payload = {"before": {"\ue000": 1, "\U0001f600": 2.0}, "after": {"n": 1e21, "big": 2**60}}
+    event = {"id": "0190f0a0-0000-7000-8000-00000000000a", "workspace_id": "w", "occurred_at": "2026-01-01T00:00:00Z",
+             "action": "A", "category": "c", "actor": {"kind": "u", "id": "i", "display": "d"},
+             "target": {"kind": "k", "id": "t", "display": "x"}, "payload": payload, "context": {}}
+    text = leaf_bytes(event)
+    assert text == jcs(leaf_object(event))
+    assert '"before":{"\U0001f600":2,"\ue000":1}'.encode() in text and b'"n":1e+21' in text
+    assert b'"big":1152921504606847000' in text  # ECMAScript: shortest digits, then zeros
 
 
 @settings(max_examples=200, deadline=None)
