@@ -18,15 +18,17 @@
 -- event's own ingested_at when it was sequenced: the sequencer's watermark (its
 -- minmax index lets a round skip all but the newest parts). The
 -- by_event projection answers "has this event a leaf, and where" (dedupe and
--- inclusion proofs by event id) without reading the whole log.
+-- inclusion proofs by event id) without reading the whole log. The hash and the
+-- id do not compress (~48 of the ~75 bytes a leaf takes with its projection);
+-- the index and the times do, with delta codecs.
 CREATE TABLE IF NOT EXISTS {database}.transparency_leaves
 (
-    workspace_id String,
-    leaf_index UInt64,
+    workspace_id LowCardinality(String),
+    leaf_index UInt64 CODEC(Delta, ZSTD(1)),
     event_id UUID,
     leaf_hash FixedString(32),
-    ingested_at DateTime64(3, 'UTC'),
-    sequenced_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    ingested_at DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    sequenced_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(DoubleDelta, ZSTD(1)),
     INDEX idx_ingested_at ingested_at TYPE minmax GRANULARITY 1,
     PROJECTION by_event (SELECT workspace_id, event_id, leaf_index ORDER BY event_id)
 )

@@ -4,12 +4,12 @@
 -- workspace's leaves, nodes and checkpoints live on the shard of its events.
 CREATE TABLE IF NOT EXISTS {database}.transparency_leaves_local ON CLUSTER '{cluster}'
 (
-    workspace_id String,
-    leaf_index UInt64,
+    workspace_id LowCardinality(String),
+    leaf_index UInt64 CODEC(Delta, ZSTD(1)),
     event_id UUID,
     leaf_hash FixedString(32),
-    ingested_at DateTime64(3, 'UTC'),
-    sequenced_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    ingested_at DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    sequenced_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(DoubleDelta, ZSTD(1)),
     INDEX idx_ingested_at ingested_at TYPE minmax GRANULARITY 1,
     PROJECTION by_event (SELECT workspace_id, event_id, leaf_index ORDER BY event_id)
 )
