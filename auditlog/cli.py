@@ -60,7 +60,13 @@ def cmd_consume(settings: Settings, _args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(settings.consumer.metrics_port)
+    from transparency.service import start_sequencer
+
+    sequencer = start_sequencer(settings, stop)  # appends what the consumer stores to the Merkle logs
     result = runner.run()
+    stop.set()
+    if sequencer is not None:
+        sequencer.join(timeout=30)
     if result.ok:
         return 0
     print(f"auditlog consume: {result.reason}", file=sys.stderr)
@@ -211,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--limit", type=int, default=100, help="list: how many of the newest to show")
     dlq.set_defaults(func=cmd_dlq)
+
+    from transparency.cli import add_commands as add_transparency_commands
+
+    add_transparency_commands(sub)
     return parser
 
 

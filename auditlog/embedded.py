@@ -32,6 +32,7 @@ from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from query_api.app import build_context, create_app
 from query_api.routes.demo import demo_tokens
+from transparency.service import start_sequencer
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     stop = threading.Event()
     runner = build_consumer(settings, stop)
     outcome: list[RunResult] = []
+    sequencer_thread = start_sequencer(settings, stop)
 
     producer = AuditProducer.from_settings(settings)
     settings = with_local_secrets(settings)
@@ -178,6 +180,8 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
             producer.close(10)  # undelivered events go to the spool; raises only if even that fails
         finally:
             consumer_thread.join(timeout=30)
+            if sequencer_thread is not None:
+                sequencer_thread.join(timeout=30)
     if outcome and not outcome[-1].ok:
         print(f"auditlog up: the consumer stopped: {outcome[-1].reason}", file=sys.stderr)  # noqa: T201
         return 1

@@ -54,7 +54,7 @@ def build_shapes(client: Client, data: Dataset) -> list[Shape]:
         f" ORDER BY occurred_at DESC, id DESC LIMIT 1 OFFSET {max(total * 9 // 10, 0)}",
         parameters={"ws": ws},
     ).result_rows[0]
-    from query_api.queries import _as_utc
+    from clickhouse.events import as_utc as _as_utc
 
     position = Position(_as_utc(deep[0]), deep[1])
     return [

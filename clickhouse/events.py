@@ -86,6 +86,35 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+# The read mapping: the columns a read selects, in the order ``row_to_event`` takes them.
+SELECT_COLUMNS = (
+    "id, occurred_at, action, category, actor_kind, actor_id, actor_display, "
+    "target_kind, target_id, target_display, payload, ip, user_agent, request_id, service"
+)
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (the engine hands back naive UTC or aware values)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def row_to_event(row: Sequence[Any], workspace_id: str) -> dict[str, Any]:
+    """The event as the API and the exports return it, from a row read with ``SELECT_COLUMNS``."""
+    (event_id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,
+     target_display, payload, ip, user_agent, request_id, service) = row
+    return {
+        "id": str(event_id),
+        "workspace_id": workspace_id,
+        "occurred_at": as_utc(occurred_at),
+        "action": action,
+        "category": category,
+        "actor": {"kind": actor_kind, "id": actor_id, "display": actor_display},
+        "target": {"kind": target_kind, "id": target_id, "display": target_display},
+        "payload": orjson.loads(payload) if payload else {"before": None, "after": None},
+        "context": {"ip": ip, "user_agent": user_agent, "request_id": request_id, "service": service},
+    }
+
+
 def to_micros(value: datetime | int) -> int:
     """Microseconds since the epoch, the form the insert sends for ``occurred_at`` (DateTime64(6))."""
     if isinstance(value, int):

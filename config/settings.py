@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The published development secret: anyone can sign tokens with it, so only `development` may use it.
@@ -149,6 +149,33 @@ class SqlGatewaySettings(BaseModel):
     concurrent_queries: int = Field(default=2, ge=1)
 
 
+class TransparencySettings(BaseModel):
+    """The tamper-evident log (transparency/, docs/verification.md): sequencing, checkpoints, keys."""
+
+    # Run the sequencer next to the consumer (`auditlog up`, `auditlog consume`).
+    enabled: bool = True
+    # The Ed25519 private key (unencrypted PKCS#8 PEM) that signs checkpoints, as the PEM text itself
+    # (a secret) ... or, when that is empty, the file holding it. Outside production a missing file is
+    # created with a new key on first start; in production it must exist.
+    signing_key: SecretStr = SecretStr("")
+    signing_key_file: Path = Path("var/transparency/signing-key.pem")
+    # PEM files of earlier signing keys' *public* keys: after a rotation, the checkpoints they signed
+    # keep verifying and the API keeps serving them.
+    previous_public_key_files: list[Path] = []
+    # A workspace with new leaves gets a signed checkpoint at most this often.
+    checkpoint_seconds: float = Field(default=10.0, gt=0)
+    # Only events ingested at least this long ago (by the engine's clock) are sequenced: an insert
+    # that started earlier has committed by then, so a late-visible row cannot land behind the log.
+    settle_seconds: float = Field(default=5.0, ge=0)
+    # Each round also re-reads this much before its watermark (rows already sequenced are skipped
+    # in the engine), as a margin for an insert slower than settle_seconds.
+    overlap_seconds: float = Field(default=5.0, ge=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    max_events_per_round: int = Field(default=100_000, ge=1)
+    # Every checkpoint is also published here (key = workspace), so a copy lives outside the table.
+    topic: str = "audit.checkpoints"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUDITLOG_",
@@ -166,6 +193,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     api: ApiSettings = ApiSettings()
     demo: DemoSettings = DemoSettings()
+    transparency: TransparencySettings = TransparencySettings()
     sql_gateway: SqlGatewaySettings = SqlGatewaySettings()
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from query_api.context import ApiContext
 from query_api.cursor import CursorCodec
 from query_api.errors import ApiError
 from query_api.queries import EventReader
-from query_api.routes import catalog, demo, events, export_links, health
+from query_api.routes import catalog, demo, events, export_links, health, transparency
 from query_api.security import TokenVerifier
 from schemas.catalog import load_catalog
 
@@ -119,6 +119,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(events.router)
     app.include_router(export_links.router)
+    app.include_router(transparency.router)
     if context.settings.api.demo_sign_in:
         # Only the embedded run mode hands out demo tokens; elsewhere the route does not exist.
         app.include_router(demo.router)

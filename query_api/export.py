@@ -54,6 +54,7 @@ from typing import Literal
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.events import as_utc as _as_utc
 from query_api.cursor import Position
 from query_api.filters import EventFilters
 from query_api.queries import build_where, ch_time
@@ -288,10 +289,6 @@ def count_rows(data: bytes, fmt: str) -> int:
         return data.count(b"\n")
     odd = [line.count(b'"') & 1 for line in data.split(b"\n")[:-1]]
     return list(accumulate(odd, xor)).count(0)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _last_position(data: bytes, fmt: str) -> Position:

@@ -25,17 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.events import SELECT_COLUMNS, row_to_event
+from clickhouse.events import as_utc as _as_utc
 from query_api.cursor import Position
 from query_api.density import DensityMemo
 from query_api.filters import EventFilters
-
-SELECT_COLUMNS = (
-    "id, occurred_at, action, category, actor_kind, actor_id, actor_display, "
-    "target_kind, target_id, target_display, payload, ip, user_agent, request_id, service"
-)
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
@@ -207,26 +203,6 @@ def ch_time(moment: datetime) -> str:
     """The engine's text for a UTC moment; the year is always four digits (strftime does not pad it)."""
     m = moment.astimezone(UTC)
     return f"{m.year:04d}-{m:%m-%d %H:%M:%S.%f}"
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def row_to_event(row: Sequence[Any], workspace_id: str) -> dict[str, Any]:
-    (event_id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,
-     target_display, payload, ip, user_agent, request_id, service) = row
-    return {
-        "id": str(event_id),
-        "workspace_id": workspace_id,
-        "occurred_at": _as_utc(occurred_at),
-        "action": action,
-        "category": category,
-        "actor": {"kind": actor_kind, "id": actor_id, "display": actor_display},
-        "target": {"kind": target_kind, "id": target_id, "display": target_display},
-        "payload": orjson.loads(payload) if payload else {"before": None, "after": None},
-        "context": {"ip": ip, "user_agent": user_agent, "request_id": request_id, "service": service},
-    }
 
 
 def _density(rows: Sequence[Sequence[Any]], top: datetime) -> float:

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from clickhouse.client import get_client
+from clickhouse.events import SELECT_COLUMNS
 from query_api.filters import EventFilters
-from query_api.queries import SELECT_COLUMNS, build_where
+from query_api.queries import build_where
 
 pytestmark = pytest.mark.clickhouse
 

@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: dict[str, int] = {
     "config": 0, "schemas": 0, "deploy": 0,
     "clickhouse": 1, "producers": 1,
-    "consumer": 2, "transparency": 2,
-    "query_api": 3,
-    "auditlog": 4,
-    "benchmarks": 5,
+    "consumer": 2,
+    "transparency": 3,
+    "query_api": 4,
+    "auditlog": 5,
+    "benchmarks": 6,
 }
 
 
