@@ -438,6 +438,10 @@ class EventGenerator:
     def cast(self, workspace_id: str) -> WorkspaceCast:
         return self._workspace(workspace_id).cast
 
+    def role_of(self, workspace_id: str, person_id: str) -> str | None:
+        """The role ``person_id`` has now in this generator's history of ``workspace_id``."""
+        return self._workspace(workspace_id).roles.get(person_id)
+
     def _workspace(self, workspace_id: str) -> _Workspace:
         ws = self._workspaces.get(workspace_id)
         if ws is None:
