@@ -72,7 +72,7 @@ def test_no_module_imports_itself_back_through_others():
         visiting.add(node)
         for nxt in sorted(graph[node]):
             if nxt in visiting:
-                circles.append(trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt])
+                circles.append([*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt])
             elif nxt not in done:
                 visit(nxt, [*trail, nxt])
         visiting.discard(node)
