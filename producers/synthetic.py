@@ -213,8 +213,9 @@ Rand = Callable[[], float]
 class _Workspace:
     """One workspace's cast plus what changes as its history unfolds (people's roles)."""
 
-    def __init__(self, cast: WorkspaceCast, rng: random.Random) -> None:
+    def __init__(self, cast: WorkspaceCast) -> None:
         self.cast = cast
+        rng = random.Random(f"context/{cast.workspace_id}")  # a person's addresses and browser, in any generator
         self.roles = dict(cast.roles)
         demo_ids = {p.id for p in cast.people[: len(DEMO_PEOPLE)]}
         self.targets: dict[str, tuple[Thing, ...]] = {
@@ -445,7 +446,7 @@ class EventGenerator:
     def _workspace(self, workspace_id: str) -> _Workspace:
         ws = self._workspaces.get(workspace_id)
         if ws is None:
-            ws = self._workspaces[workspace_id] = _Workspace(make_cast(workspace_id), self.rng)
+            ws = self._workspaces[workspace_id] = _Workspace(make_cast(workspace_id))
         return ws
 
     def event(self, workspace_id: str, occurred_at: datetime, action: str | None = None) -> AuditEvent:
