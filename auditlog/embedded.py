@@ -29,7 +29,7 @@ from consumer import RunResult, build_consumer
 from consumer.topics import ensure_topics
 from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from producers.producer import AuditProducer
-from producers.synthetic import EventGenerator
+from producers.synthetic import EventGenerator, reference_history
 from query_api.app import build_context, create_app
 from query_api.routes.demo import demo_tokens
 from transparency.service import start_sequencer
@@ -107,9 +107,8 @@ def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int
         logger.info("seed_skipped workspace=%s existing=%d", settings.demo.workspace_id, existing)
         return 0
     now = datetime.now(UTC)
-    generator = EventGenerator(seed=42)
     sent = 0
-    for event in generator.history([settings.demo.workspace_id], settings.demo.seed_events,
+    for event in reference_history(settings.demo.workspace_id, settings.demo.seed_events,
                                    now - timedelta(days=settings.demo.seed_days), now - timedelta(minutes=5)):
         producer.emit_event(event)
         sent += 1
@@ -119,8 +118,9 @@ def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int
 
 
 def trickle(settings: Settings, producer: AuditProducer, stop: threading.Event) -> None:
-    """A live event every few seconds, so the page always has something new."""
-    generator = EventGenerator(seed=int(datetime.now(UTC).timestamp()))
+    """A live event every few seconds, so the page always has something new: the workspace as it looks
+    while people work (their changes, some token and agent traffic), not a stream of bots."""
+    generator = EventGenerator(seed=int(datetime.now(UTC).timestamp()), mix="live")
     while not stop.wait(settings.demo.trickle_seconds):
         producer.emit_event(generator.event(settings.demo.workspace_id, datetime.now(UTC)))
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from config.settings import Settings
+from producers.synthetic import DEMO_PEOPLE, demo_person
 from query_api.deps import ContextDep
 from query_api.security import issue_token
 
@@ -23,16 +24,18 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/demo", tags=["demo"], include_in_schema=False)
 
 Role = Literal["owner", "admin", "member"]
-PEOPLE: dict[str, str] = {"owner": "alex", "admin": "sam", "member": "priya"}
+# The people of the seeded history (producers/synthetic.py): same ids, same emails, same roles.
+PEOPLE: dict[str, str] = DEMO_PEOPLE
 
 
 def demo_tokens(settings: Settings) -> dict[str, str]:
     """Bearer tokens (a week long) for the reference workspace's demo people, by role."""
     ws = settings.demo.workspace_id
     return {
-        role: issue_token(settings.api, user_id=f"usr_demo_{name}", email=f"{name}@{ws}.example.com",
-                          roles={ws: role}, ttl_seconds=7 * 24 * 3600)
-        for role, name in PEOPLE.items()
+        role: issue_token(settings.api, user_id=person.id, email=person.display, roles={ws: role},
+                          ttl_seconds=7 * 24 * 3600)
+        for role in PEOPLE
+        for person in [demo_person(ws, role)]
     }
 
 
@@ -59,7 +62,7 @@ def demo_accounts(ctx: ContextDep) -> DemoAccounts:
     ws = ctx.settings.demo.workspace_id
     return DemoAccounts(
         workspace_id=ws,
-        accounts=[DemoAccount(role=role, email=f"{name}@{ws}.example.com") for role, name in PEOPLE.items()],
+        accounts=[DemoAccount(role=role, email=demo_person(ws, role).display) for role in PEOPLE],
     )
 
 
@@ -69,5 +72,5 @@ def demo_sign_in(ctx: ContextDep, role: Role) -> DemoSession:
     ws = ctx.settings.demo.workspace_id
     logger.info("demo_sign_in workspace=%s role=%s", ws, role)
     return DemoSession(
-        workspace_id=ws, role=role, email=f"{PEOPLE[role]}@{ws}.example.com", token=demo_tokens(ctx.settings)[role]
+        workspace_id=ws, role=role, email=demo_person(ws, role).display, token=demo_tokens(ctx.settings)[role]
     )
