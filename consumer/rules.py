@@ -5,7 +5,7 @@ expression, so one rule set decides what is stored and what is dead-lettered,
 with the reason. The limits come from ``schemas/contract.py`` and the catalog,
 bound as query parameters (``RULE_PARAMETERS``), never formatted into SQL. The
 producer checks the same contract in Python (``schemas.event.validate_record``);
-``tests/integration/test_contract_agreement.py`` holds both to the same verdicts.
+``tests/integration/ingestion/test_contract_agreement.py`` holds both to the same verdicts.
 
 The first rule that fails names the reason, in the order ``validate_record``
 checks, each prefixed with the exception name the producer would raise.

@@ -4,7 +4,7 @@ The producer checks them in Python (``schemas.event.validate_record``) before
 anything is sent; the consumer checks the same limits in the engine
 (``consumer/rules.py`` binds these values as query parameters) on every decode
 path, and dead-letters what breaks them with the reason. A property test
-(``tests/integration/test_contract_agreement.py``) holds the two to the same
+(``tests/integration/ingestion/test_contract_agreement.py``) holds the two to the same
 verdicts.
 
 Decisions a producer should know:
