@@ -52,8 +52,9 @@ def test_the_action_projection_serves_questions_by_action_with_the_same_answers(
     before = _answers(client, table, events)
     for statement in Migration(7, "add_action_projection", PENDING.read_text()).statements(ch.database, ch.table):
         client.command(statement, settings={"mutations_sync": 2})
-    projections = client.query("SELECT name FROM system.projections WHERE database = {db:String}",
-                               parameters={"db": ch.database}).result_rows
+    projections = client.query(
+        "SELECT name FROM system.projections WHERE database = {db:String} AND table = {t:String}",
+        parameters={"db": ch.database, "t": ch.table}).result_rows
     assert projections == [("by_action",)]
     plan = "\n".join(r[0] for r in client.query(
         f"EXPLAIN indexes = 1 SELECT count() FROM {table} WHERE action = 'MEMBER_ROLE_CHANGED'",
