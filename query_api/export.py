@@ -115,8 +115,9 @@ PARQUET_SCHEMA = pa.schema(
 )
 # The engine names an unaliased column by its expression; the chunk's columns are renamed to COLUMNS.
 PARQUET_SELECT = ", ".join("toString(id)" if c == "id" else c for c in COLUMNS)
-# Arrow for Parquet: strings as strings, no dictionaries, and no compression of the stream (in process it
-# only costs time and memory: measured +143 -> +98 MB growth on 1M rows, docs/performance.md).
+# Arrow for Parquet: strings as strings, no dictionaries, and no compression of the stream (in process lz4
+# only costs time and memory: a first export of 1M rows grew the process by +176 MB with it, +127 without;
+# docs/performance.md, "Parquet").
 _ARROW = ("output_format_arrow_string_as_string = 1, output_format_arrow_low_cardinality_as_dictionary = 0,"
           " output_format_arrow_compression_method = 'none',"
           " read_in_order_use_buffering = 0, compile_expressions = 0, use_query_condition_cache = 0")
@@ -264,7 +265,7 @@ class _ArrowChunk:
         return Position(from_micros(int(micros)), uuid.UUID(str(self.table.column("id")[-1].as_py())))
 
 
-class DrainingSink:
+class _DrainingSink:
     """A write-only file for ``ParquetWriter`` whose bytes are taken out after each row group.
 
     ``discard()`` drops what is written afterwards (a failed export's writer, closed by the
@@ -365,19 +366,19 @@ class EventExporter:
     def _parquet(self, workspace_id: str, filters: EventFilters, progress: ExportProgress,
                  snapshot: Snapshot | None) -> Iterator[bytes]:
         """One Parquet file: the magic, one row group a chunk (handed on as soon as it is written), the footer."""
-        sink = DrainingSink()
+        sink = _DrainingSink()
         writer = pq.ParquetWriter(sink, PARQUET_SCHEMA, compression="zstd", write_statistics=_PARQUET_STATISTICS)
         try:
             for chunk in self._read(workspace_id, filters, "parquet", snapshot, _ArrowChunk.decode):
                 if chunk.rows:
-                    writer.write_table(chunk.table)  # one row group: the chunk is never above the group size
+                    writer.write_table(chunk.table, row_group_size=chunk.rows)  # one row group
                 yield from self._drained(sink, progress, chunk.rows)
             writer.close()
             yield from self._drained(sink, progress, 0)
         finally:
             sink.discard()  # a failed export's writer closes into nothing: no footer is ever handed on
 
-    def _drained(self, sink: DrainingSink, progress: ExportProgress, rows: int) -> Iterator[bytes]:
+    def _drained(self, sink: _DrainingSink, progress: ExportProgress, rows: int) -> Iterator[bytes]:
         data = sink.drain()
         if data:
             yield from self._pieces(data)
