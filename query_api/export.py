@@ -35,11 +35,13 @@ Why it is built this way (the measurements are in docs/performance.md, "Export")
 - Parquet: the same window plan and chunk queries, each chunk read from the
   engine as Arrow (``ArrowStream``) and written as **one row group** by one
   ``ParquetWriter`` into a sink that is drained after every row group, so
-  the bytes leave as they are made; the footer (row-group metadata, ~2 KB
-  a row group, the only part that grows with the history: ~4.5 MB at 20M
-  rows) is kept by the writer and comes last. ``PARQUET_SCHEMA`` is fixed, so an
-  empty export is a valid file with zero rows. Without its footer (a failed
-  export) no Parquet reader opens the file.
+  the bytes leave as they are made; the footer comes last. The writer keeps
+  every row group's metadata until then (~14 KB in memory, ~2 KB in the
+  footer, per 10,000-row group), so unlike JSONL and CSV the memory of a
+  Parquet export grows with its length (measured: +127 MB at 1M rows, +214
+  MB at 20M; docs/performance.md, "Parquet"). ``PARQUET_SCHEMA`` is fixed,
+  so an empty export is a valid file with zero rows. Without its footer (a
+  failed export) no Parquet reader opens the file.
 
 Settings ride inline in the SQL (``SETTINGS ...``): per-call settings make
 the embedded engine's client snapshot, set and restore them around every
