@@ -1,6 +1,7 @@
 """How much an export grows the API process, for one big workspace: one command.
 
     .venv/bin/python -m benchmarks.export_memory --events 1000000
+    .venv/bin/python -m benchmarks.export_memory --events 2000000 --again
     .venv/bin/python -m benchmarks.export_memory --events 20000000 --formats jsonl
 
 Loads ``--events`` realistic rows into one workspace of a fresh embedded
@@ -9,7 +10,8 @@ engine), then runs each export in a *fresh child process* that opens the same
 engine, so every figure is a first export in a process that has done nothing
 else: RSS before (VmRSS, after opening the engine and one small query), peak
 during (VmHWM, reset before the export), growth = peak - before. Bytes are
-counted and discarded. Prints one line per format and a JSON summary.
+counted and discarded (Parquet's too: its row groups and footer as the API sends them). Prints one
+line per format and a JSON summary.
 """
 
 from __future__ import annotations
@@ -50,8 +52,12 @@ def load(path: Path, events: int) -> int:
     return int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
 
 
-def export_once(path: Path, fmt: str, chunk_rows: int | None) -> dict[str, Any]:
-    """One export in this (fresh) process, as the API runs it; RSS in MB."""
+def export_once(path: Path, fmt: str, chunk_rows: int | None, again: bool = False) -> dict[str, Any]:
+    """One export in this (fresh) process, as the API runs it; RSS in MB.
+
+    With ``again``, a second export follows in the same process and its growth is ``again_growth_mb``:
+    what an export costs once the process has paged in the code the first one used.
+    """
     from query_api.export import DEFAULT_CHUNK_ROWS, EventExporter
 
     client = get_client(f"chdb://{path}", 256)  # the API's default cache size
@@ -60,6 +66,9 @@ def export_once(path: Path, fmt: str, chunk_rows: int | None) -> dict[str, Any]:
     result = measure.ch_export(exporter, dataset.BIG_WORKSPACE, fmt)
     result["growth_mb"] = result["peak_rss_mb"] - result["rss_before_mb"]
     result["chunk_rows"] = chunk_rows or DEFAULT_CHUNK_ROWS
+    if again:
+        second = measure.ch_export(exporter, dataset.BIG_WORKSPACE, fmt)
+        result["again_growth_mb"] = second["peak_rss_mb"] - second["rss_before_mb"]
     return result
 
 
@@ -68,6 +77,8 @@ def _child(workdir: Path, what: str, args: argparse.Namespace) -> dict[str, Any]
            "--events", str(args.events)]
     if args.chunk_rows:
         cmd += ["--chunk-rows", str(args.chunk_rows)]
+    if args.again:
+        cmd.append("--again")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed: {proc.stderr[-2000:]}")
@@ -78,8 +89,10 @@ def _child(workdir: Path, what: str, args: argparse.Namespace) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--formats", default="jsonl,csv")
+    parser.add_argument("--formats", default="jsonl,csv,parquet")
     parser.add_argument("--chunk-rows", type=int, default=None, help="default: the exporter's")
+    parser.add_argument("--again", action="store_true",
+                        help="also measure a second export in the same process (again_growth_mb)")
     parser.add_argument("--workdir", default=None, help="where the temporary engine goes (default: /tmp)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # "<path>|<format>" or "<path>|load"
     args = parser.parse_args(argv)
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:  # one engine path per process: loading and each export run in children
         path, fmt = args.child.split("|")
         out = {"rows": load(Path(path), args.events)} if fmt == "load" else export_once(Path(path), fmt,
-                                                                                        args.chunk_rows)
+                                                                                        args.chunk_rows, args.again)
         print(json.dumps(out))  # noqa: T201 - read by the parent
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="auditlog-export-mem-", dir=args.workdir))
@@ -104,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["exports"][fmt] = result
             print(f"{fmt}: {result['rows']:,} rows, {result['rows_per_s']:,.0f} rows/s, RSS before "  # noqa: T201
                   f"{result['rss_before_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB, "
-                  f"growth {result['growth_mb']:.0f} MB (chunk {result['chunk_rows']:,} rows)", flush=True)
+                  f"growth {result['growth_mb']:.0f} MB (chunk {result['chunk_rows']:,} rows)"
+                  + (f", a second export +{result['again_growth_mb']:.0f} MB" if args.again else ""), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(summary, indent=2))  # noqa: T201 - the command's output

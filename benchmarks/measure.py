@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from benchmarks.postgres import PostgresServer
 from benchmarks.shapes import PAGE_SIZE, QUESTIONS, Shape, pg_page_sql
-from query_api.export import EventExporter
+from query_api.export import EventExporter, ExportProgress
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
 
@@ -162,14 +162,12 @@ def ch_export(exporter: EventExporter, workspace_id: str, fmt: str) -> dict[str,
     """``EventExporter.chunks`` over a whole workspace, bytes discarded; rows/s and peak RSS."""
     base_mb = _status_kb("self", "VmRSS") / 1024
     _rss_reset()
-    rows = size = 0
+    progress = ExportProgress()  # rows as the exporter counts them: lines for JSONL/CSV, row groups' for Parquet
     t0 = time.perf_counter()
-    for chunk in exporter.chunks(workspace_id, EventFilters(), fmt):
-        rows += chunk.count(b"\n")
-        size += len(chunk)
+    for _ in exporter.chunks(workspace_id, EventFilters(), fmt, progress):
+        pass
     seconds = time.perf_counter() - t0
-    if fmt == "csv":
-        rows -= 1  # the header line
+    rows, size = progress.rows, progress.bytes
     return {"rows": rows, "bytes": size, "seconds": seconds, "rows_per_s": rows / seconds,
             "peak_rss_mb": _status_kb("self", "VmHWM") / 1024, "rss_before_mb": base_mb}
 

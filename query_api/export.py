@@ -31,7 +31,17 @@ Why it is built this way (the measurements are in docs/performance.md, "Export")
 - CSV is safe to open in a spreadsheet (OWASP, CSV injection): every field
   is quoted, and a text field that starts with ``=``, ``+``, ``-``, ``@``, a
   tab or a carriage return gets a leading ``'`` in the engine's SELECT.
-  JSONL is exact.
+  JSONL and Parquet are exact.
+- Parquet: the same window plan and chunk queries, each chunk read from the
+  engine as Arrow (``ArrowStream``) and written as **one row group** by one
+  ``ParquetWriter`` into a sink that is drained after every row group, so
+  the bytes leave as they are made; the footer comes last. The writer keeps
+  every row group's metadata until then (~14 KB in memory, ~2 KB in the
+  footer, per 10,000-row group), so unlike JSONL and CSV the memory of a
+  Parquet export grows with its length (measured: +127 MB at 1M rows, +214
+  MB at 20M; docs/performance.md, "Parquet"). ``PARQUET_SCHEMA`` is fixed,
+  so an empty export is a valid file with zero rows. Without its footer (a
+  failed export) no Parquet reader opens the file.
 
 Settings ride inline in the SQL (``SETTINGS ...``): per-call settings make
 the embedded engine's client snapshot, set and restore them around every
@@ -44,14 +54,17 @@ import csv
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from operator import xor
-from typing import Literal
+from typing import Literal, Protocol, TypeVar, get_args
 
 import orjson
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import as_utc as _as_utc
@@ -61,7 +74,8 @@ from query_api.queries import build_where, ch_time
 
 logger = logging.getLogger(__name__)
 
-ExportFormat = Literal["jsonl", "csv"]
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 
 # Column order of the CSV (and its header); the JSONL template names the same columns.
 COLUMNS = (
@@ -96,11 +110,28 @@ JSONL_ROW = (
 # "Export", has both measured).
 _ISO = ("date_time_output_format = 'iso', read_in_order_use_buffering = 0, compile_expressions = 0,"
         " use_query_condition_cache = 0")
+# Parquet's columns: the export's, with the id as its text and the payload as its JSON text.
+PARQUET_SCHEMA = pa.schema(
+    [pa.field("id", pa.string(), nullable=False), pa.field("workspace_id", pa.string(), nullable=False),
+     pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False)]
+    + [pa.field(c, pa.string(), nullable=False) for c in COLUMNS[3:]]
+)
+# The engine names an unaliased column by its expression; the chunk's columns are renamed to COLUMNS.
+PARQUET_SELECT = ", ".join("toString(id)" if c == "id" else c for c in COLUMNS)
+# Arrow for Parquet: strings as strings, no dictionaries, and no compression of the stream (in process lz4
+# only costs time and memory: a first export of 1M rows grew the process by +176 MB with it, +127 without;
+# docs/performance.md, "Parquet").
+_ARROW = ("output_format_arrow_string_as_string = 1, output_format_arrow_low_cardinality_as_dictionary = 0,"
+          " output_format_arrow_compression_method = 'none',"
+          " read_in_order_use_buffering = 0, compile_expressions = 0, use_query_condition_cache = 0")
+# Statistics (min/max a row group) where a reader can prune with them; not for long free text.
+_PARQUET_STATISTICS = [c for c in COLUMNS if c not in ("payload", "user_agent", "actor_display", "target_display")]
 _SETTINGS: dict[str, tuple[str, str, str]] = {
     # format -> (select list, engine output format, inline settings); "\\n" is the SQL escape of a newline.
     "jsonl": (", ".join(COLUMNS), "Template", f"{_ISO}, format_template_row_format = '{JSONL_ROW}\\n',"
                                                " format_template_rows_between_delimiter = ''"),
     "csv": (CSV_SELECT, "CSV", _ISO),
+    "parquet": (PARQUET_SELECT, "ArrowStream", _ARROW),
 }
 
 # Measured on 1M rows of one workspace (benchmarks/export_memory.py, docs/performance.md): 50k-row chunks
@@ -180,6 +211,98 @@ class ExportError(RuntimeError):
     """A chunk's last row could not be read back, so the export cannot safely go on."""
 
 
+class _Chunk(Protocol):
+    """One chunk query's answer: its rows, and where the next chunk starts when it was full."""
+
+    @property
+    def rows(self) -> int: ...
+
+    def last(self) -> Position: ...
+
+
+_C = TypeVar("_C", bound=_Chunk)
+
+
+@dataclass(frozen=True)
+class _TextChunk:
+    """A JSONL or CSV chunk as the engine formatted it."""
+
+    data: bytes
+    fmt: str
+    rows: int
+
+    @classmethod
+    def decode(cls, data: bytes, fmt: str) -> _TextChunk:
+        return cls(data, fmt, count_rows(data, fmt))
+
+    def last(self) -> Position:
+        return _last_position(self.data, self.fmt)
+
+
+@dataclass(frozen=True)
+class _ArrowChunk:
+    """A chunk read from the engine's Arrow stream, in ``PARQUET_SCHEMA``."""
+
+    table: pa.Table
+
+    @classmethod
+    def decode(cls, data: bytes) -> _ArrowChunk:
+        """The chunk's table, columns renamed to ``COLUMNS`` and cast to ``PARQUET_SCHEMA``.
+
+        An empty chunk may come back as no bytes at all, or as a stream with no batch.
+        """
+        if not data:
+            return cls(PARQUET_SCHEMA.empty_table())
+        try:
+            table = pa_ipc.open_stream(data).read_all()
+            return cls(table.rename_columns(list(COLUMNS)).cast(PARQUET_SCHEMA))
+        except (pa.ArrowException, ValueError) as err:
+            raise ExportError("the export chunk could not be read as Arrow") from err
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def last(self) -> Position:
+        micros = self.table.column("occurred_at")[-1].value  # integer microseconds: no datetime range limit
+        return Position(from_micros(int(micros)), uuid.UUID(str(self.table.column("id")[-1].as_py())))
+
+
+class _DrainingSink:
+    """A write-only file for ``ParquetWriter`` whose bytes are taken out after each row group.
+
+    ``discard()`` drops what is written afterwards (a failed export's writer, closed by the
+    garbage collector, writes its footer into nothing).
+    """
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._discarding = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        if not self._discarding:
+            self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered here beyond what ``drain`` takes."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def drain(self) -> bytes:
+        """Everything written since the last drain."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+    def discard(self) -> None:
+        self._discarding = True
+        self._parts.clear()
+
+
 class EventExporter:
     """Streams one workspace's filtered history, newest first, one row per event.
 
@@ -216,23 +339,59 @@ class EventExporter:
         Args:
             workspace_id: the workspace to export.
             filters: the list endpoint's filters.
-            fmt: ``jsonl`` or ``csv``.
-            progress: counts the rows and bytes handed on (rows are whole: a chunk is handed on whole).
+            fmt: ``jsonl``, ``csv`` or ``parquet``.
+            progress: counts the rows and bytes handed on (rows are whole: a chunk, or for Parquet a row
+                group, is handed on whole).
             snapshot: ``snapshot()`` taken before (so that a failing engine fails before the first byte);
                 taken here when not given.
 
         Raises:
             ValueError: an unknown format.
-            ExportError: a chunk whose last row cannot be parsed (never expected).
-            clickhouse_connect's errors: the engine failed; what was handed on is a prefix.
+            ExportError: a chunk whose last row cannot be read back (never expected).
+            clickhouse_connect's errors: the engine failed; what was handed on is a prefix (for Parquet:
+                whole row groups and no footer).
         """
         if fmt not in _SETTINGS:
             raise ValueError(f"unknown export format {fmt!r}")
-        select, engine_fmt, settings = _SETTINGS[fmt]
         progress = progress if progress is not None else ExportProgress()
+        if fmt == "parquet":
+            yield from self._parquet(workspace_id, filters, progress, snapshot)
+            return
         if fmt == "csv":
             progress.bytes += len(CSV_HEADER)
             yield CSV_HEADER
+        for chunk in self._read(workspace_id, filters, fmt, snapshot, lambda data: _TextChunk.decode(data, fmt)):
+            if chunk.data:
+                yield from self._pieces(chunk.data)
+                progress.rows += chunk.rows
+                progress.bytes += len(chunk.data)
+
+    def _parquet(self, workspace_id: str, filters: EventFilters, progress: ExportProgress,
+                 snapshot: Snapshot | None) -> Iterator[bytes]:
+        """One Parquet file: the magic, one row group a chunk (handed on as soon as it is written), the footer."""
+        sink = _DrainingSink()
+        writer = pq.ParquetWriter(sink, PARQUET_SCHEMA, compression="zstd", write_statistics=_PARQUET_STATISTICS)
+        try:
+            for chunk in self._read(workspace_id, filters, "parquet", snapshot, _ArrowChunk.decode):
+                if chunk.rows:
+                    writer.write_table(chunk.table, row_group_size=chunk.rows)  # one row group
+                yield from self._drained(sink, progress, chunk.rows)
+            writer.close()
+            yield from self._drained(sink, progress, 0)
+        finally:
+            sink.discard()  # a failed export's writer closes into nothing: no footer is ever handed on
+
+    def _drained(self, sink: _DrainingSink, progress: ExportProgress, rows: int) -> Iterator[bytes]:
+        data = sink.drain()
+        if data:
+            yield from self._pieces(data)
+        progress.rows += rows
+        progress.bytes += len(data)
+
+    def _read(self, workspace_id: str, filters: EventFilters, fmt: str, snapshot: Snapshot | None,
+              decode: Callable[[bytes], _C]) -> Iterator[_C]:
+        """Every chunk of the export, newest first, as ``decode`` reads the engine's output of it."""
+        select, engine_fmt, settings = _SETTINGS[fmt]
         snap = snapshot if snapshot is not None else self.snapshot(workspace_id, filters)
         if not snap.count:
             return
@@ -249,17 +408,13 @@ class EventExporter:
                 f" SETTINGS {settings}"
             )
             params = {**query.parameters, "lo": ch_time(from_micros(lower)), "taken": snap.taken_at}
-            data = self._client.raw_query(sql, parameters=params, fmt=engine_fmt)
-            rows = count_rows(data, fmt)
-            if data:
-                yield from self._pieces(data)
-                progress.rows += rows
-                progress.bytes += len(data)
-            if rows >= self._chunk_rows:
-                after = _last_position(data, fmt)  # the window holds more: go on from the last row
+            chunk = decode(self._client.raw_query(sql, parameters=params, fmt=engine_fmt))
+            yield chunk
+            if chunk.rows >= self._chunk_rows:
+                after = chunk.last()  # the window holds more: go on from the last row
                 windows.top = to_micros(after.occurred_at)
                 continue
-            if windows.window_done(lower, rows):
+            if windows.window_done(lower, chunk.rows):
                 return
             after = Position(from_micros(lower), _BEFORE_ALL_IDS)  # the next window ends where this began
 

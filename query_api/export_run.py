@@ -9,7 +9,8 @@
   raise, a browser marks the download failed. A JSONL export also ends with
   a last line ``{"export_error": {...}}`` without a line end (a complete
   JSONL export is empty or ends with a line end). A CSV export is cut after
-  its last whole row.
+  its last whole row. A Parquet export is cut after its last whole row
+  group, without the footer, so no Parquet reader opens it.
 - The export's own audit event, ``WORKSPACE_AUDIT_EXPORTED``, is emitted
   when the stream ends: who (actor = the user's id and email), from where
   (the request context: IP, user agent, request id, the API's service
@@ -37,7 +38,8 @@ from schemas.event import Actor, PayloadMap, RequestContext
 
 logger = logging.getLogger(__name__)
 
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
+               "parquet": "application/vnd.apache.parquet"}
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 LIST_PARAMS = (*FILTER_NAMES, "limit", "cursor")
 EXPORT_PARAMS = (*FILTER_NAMES, "format")
+FORMAT_HELP = ("jsonl (one JSON object a line), csv (every field quoted) or parquet (one row group a chunk, "
+               "id and payload as text)")
 
 WorkspaceId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Workspace id")
@@ -129,13 +131,14 @@ def get_event(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, eve
         **ERRORS,
         200: {
             "description": "The filtered history, newest first, as of the export's start (the snapshot time is "
-            "in X-Export-Snapshot). If the store fails mid-way the transfer is aborted (no final chunk) and a "
-            "JSONL body ends with an `export_error` line that has no line end.",
-            "content": {"application/x-ndjson": {}, "text/csv": {}},
+            "in X-Export-Snapshot). If the store fails mid-way the transfer is aborted (no final chunk); a "
+            "JSONL body then ends with an `export_error` line that has no line end, a Parquet body has no "
+            "footer (no reader opens it).",
+            "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
         },
     },
     response_class=StreamingResponse,
-    summary="Export the filtered history (JSONL or CSV)",
+    summary="Export the filtered history (JSONL, CSV or Parquet)",
     dependencies=[Depends(only_params(*EXPORT_PARAMS))],
 )
 def export_events(
@@ -144,7 +147,7 @@ def export_events(
     client: ClientDep,
     workspace_id: WorkspaceId,
     query: Filters,
-    format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv")] = "jsonl",
+    format: Annotated[ExportFormat, Query(description=FORMAT_HELP)] = "jsonl",
 ) -> StreamingResponse:
     """Every event matching the filters, streamed; equal to all pages of the list concatenated."""
     user.require_reader(workspace_id)

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from query_api.deps import ClientDep, ContextDep, CurrentUser
 from query_api.errors import NotAuthenticated
-from query_api.export import ExportFormat
+from query_api.export import EXPORT_FORMATS, ExportFormat
 from query_api.export_run import ExportRequest, stream_export
 from query_api.filters import parse_filters
 from query_api.models import ErrorOut
@@ -57,7 +57,7 @@ def create_export_link(
     user: CurrentUser,
     workspace_id: WorkspaceId,
     query: Filters,
-    format: Annotated[ExportFormat, Query(description="jsonl or csv")] = "jsonl",
+    format: Annotated[ExportFormat, Query(description="jsonl, csv or parquet")] = "jsonl",
 ) -> ExportLinkOut:
     """Check access and filters now, so that a bad question fails here with its message, not in the download.
 
@@ -94,6 +94,6 @@ def download_export(
     except ValueError:
         raise NotAuthenticated("This download link is not valid; press Export again.", "ticket") from None
     filters = parse_filters(ctx.catalog, **query.model_dump())
-    fmt: ExportFormat = "csv" if claims.get("fmt") == "csv" else "jsonl"
+    fmt: ExportFormat = next((f for f in EXPORT_FORMATS if f == claims.get("fmt")), "jsonl")
     ctx.used_tickets.claim(str(claims["jti"]), float(claims["exp"]))  # type: ignore[arg-type]
     return stream_export(ctx, ExportRequest(workspace_id, principal, fmt, filters, client, via="link"))

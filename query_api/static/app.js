@@ -7,6 +7,7 @@
   const TOKEN_KEY = "auditlog.token";
   const FILTERS = ["category", "actor", "target_kind", "since", "until"];
   const PAGE_SIZE = 50;
+  const EXPORT_FORMATS = ["jsonl", "csv", "parquet"]; // the export links in index.html: #export-<format>
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
@@ -157,7 +158,7 @@
     $("f-target").value = state.filters.target_kind || "";
     $("f-since").value = state.filters.since || "";
     $("f-until").value = state.filters.until || "";
-    for (const format of ["jsonl", "csv"]) {
+    for (const format of EXPORT_FORMATS) {
       $(`export-${format}`).href = `${eventsPath()}/export?${filterQuery({ format })}`;
     }
   }
@@ -363,7 +364,7 @@
       }
     });
 
-    for (const format of ["jsonl", "csv"]) {
+    for (const format of EXPORT_FORMATS) {
       $(`export-${format}`).addEventListener("click", (e) => { e.preventDefault(); exportView(format); });
     }
 

@@ -3,15 +3,20 @@
 The record says who (actor), from where (IP, user agent, request id, the
 API's service name), what (format, filters as given) and how it ended
 (completed or failed, rows written). A failed export is also visible to the
-client: the transfer is aborted and a JSONL body ends with an error line.
+client: the transfer is aborted, a JSONL body ends with an error line and a
+Parquet body has no footer (pyarrow cannot open it).
 """
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pyarrow as pa
+import pyarrow.ipc
+import pyarrow.parquet as pq
 import pytest
 
 from config.settings import Settings
@@ -36,18 +41,25 @@ def _records(client, settings: Settings, actor: str) -> list[dict[str, Any]]:
     return records
 
 
-def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings):
+def _rows(response: httpx.Response, fmt: str) -> int:
+    if fmt == "parquet":
+        return int(pq.read_table(io.BytesIO(response.content)).num_rows)
+    return len(response.text.splitlines()) - (fmt == "csv")  # CSV: a header line
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings, fmt):
     store_directly(settings, EventGenerator(seed=8).history([WS], 50, START, START + timedelta(days=3)))
     with AuditProducer.from_settings(settings) as producer:
         client = api_client(settings, audit_producer=producer)
         response = client.get(f"/v1/workspaces/{WS}/audit/export",
                               headers={**bearer(settings, WS, "admin", user="usr_auditor"),
                                        "X-Request-ID": "req-from-the-client-42", "User-Agent": "auditor-cli/1.0"},
-                              params={"format": "csv", "category": "members", "actor": "alex@",
+                              params={"format": fmt, "category": "members", "actor": "alex@",
                                       "until": "2026-06-30"})
         assert response.status_code == 200
         assert response.headers["x-request-id"] == "req-from-the-client-42"
-        exported = len(response.text.splitlines()) - 1
+        exported = _rows(response, fmt)
         producer.flush(10)
     consume_until(settings, 51)
     # The synthetic history may hold exports of its own people: ask for this one's.
@@ -59,12 +71,12 @@ def test_an_export_is_recorded_with_who_from_where_and_how_it_ended(settings):
     assert recorded["context"] == {"ip": "testclient", "user_agent": "auditor-cli/1.0",
                                    "request_id": "req-from-the-client-42", "service": "auditlog-query-api"}
     after = recorded["payload"]["after"]
-    assert after == {"format": "csv", "outcome": "completed", "rows_written": exported,
+    assert after == {"format": fmt, "outcome": "completed", "rows_written": exported,
                      "bytes_written": len(response.content), "via": "bearer", "snapshot_at": after["snapshot_at"],
                      "filter_category": "members", "filter_actor": "alex@", "filter_until": "2026-06-30"}
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(settings, fmt):
     store_directly(settings, EventGenerator(seed=8).history([WS], 50, START, START + timedelta(days=3)))
     small = settings.model_copy(update={"api": settings.api.model_copy(update={"export_chunk_rows": 10})})
@@ -77,8 +89,8 @@ def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(se
 
         def fail_after_first_chunk(*args, **kwargs):
             # A real engine failure: the table goes away after the first chunk, so the next query fails.
-            calls.append(1)
             result = real_raw_query(*args, **kwargs)
+            calls.append(result)
             if len(calls) == 1:
                 engine.command(f"RENAME TABLE {table} TO {hidden}")
             return result
@@ -99,7 +111,12 @@ def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(se
         producer.flush(10)
     assert isinstance(cut.value, httpx.RemoteProtocolError | httpx.ReadError)  # the transfer is incomplete
     lines = received.split(b"\n")
-    if fmt == "jsonl":  # whole rows, then the error line with no line end
+    if fmt == "parquet":  # the magic and whole row groups, no footer: no reader opens it
+        assert received[:4] == b"PAR1" and received[-4:] != b"PAR1"
+        with pytest.raises(pa.ArrowInvalid):
+            pq.ParquetFile(io.BytesIO(received))
+        rows = pa.ipc.open_stream(calls[0]).read_all().num_rows  # one row group: the first chunk
+    elif fmt == "jsonl":  # whole rows, then the error line with no line end
         rows = len(lines) - 1
         assert lines[-1].startswith(b'{"export_error":') and f'"rows_written":{rows}'.encode() in lines[-1]
     else:  # the header and whole rows

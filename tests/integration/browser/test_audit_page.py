@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -185,7 +186,7 @@ def test_export_links_carry_the_filters_and_download_the_same_rows(laptop: Page,
     question = {"category": "members", "since": days_ago(40)}
     sign_in_as(page, demo_app, "owner", "".join(f"&{k}={v}" for k, v in question.items()))
     settled(page)
-    for fmt in ("jsonl", "csv"):
+    for fmt in ("jsonl", "csv", "parquet"):
         href = page.locator(f"#export-{fmt}").get_attribute("href") or ""
         params = {k: v[0] for k, v in parse_qs(urlparse(href).query).items()}
         assert urlparse(href).path == f"/v1/workspaces/{WORKSPACE}/audit/export"
@@ -206,6 +207,11 @@ def test_export_links_carry_the_filters_and_download_the_same_rows(laptop: Page,
         page.locator("#export-csv").click()
     csv_lines = csv_download.value.path().read_text().splitlines()
     assert len(csv_lines) == len(exported) + 1  # a header row
+
+    with page.expect_download() as parquet_download:
+        page.locator("#export-parquet").click()
+    assert parquet_download.value.suggested_filename.endswith(".parquet")
+    assert pq.read_table(parquet_download.value.path()).column("id").to_pylist() == exported
 
 
 def test_a_member_sees_the_polite_no_access_message_and_no_rows(laptop: Page, demo_app: Served) -> None:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, note
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from clickhouse.client import get_client
 from consumer.dlq_replay import list_dead_letters
 from schemas.contract import OCCURRED_AT_END, OCCURRED_AT_MIN
 from tests.support.messages import consume_until_caught_up, encode, record, send_raw
@@ -68,11 +69,10 @@ def test_each_accepted_event_comes_back_once_in_order_and_each_refused_one_is_de
     assert response.status_code == 200, response.text
     # Lines end with "\n" only: str.splitlines() would also split at U+0085 or U+2028 inside a value.
     exported = [json.loads(line) for line in response.text.split("\n") if line.strip()]
-    from clickhouse.client import get_client
-    note(repr(get_client(settings.clickhouse.dsn).query(
-        f"SELECT toString(id), occurred_at, ingested_at, now64(3) FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
-        parameters={"ws": ws}).result_rows))
-    note(response.headers.get("X-Export-Snapshot", ""))
+    stored = get_client(settings.clickhouse.dsn).query(
+        f"SELECT toString(id), occurred_at, ingested_at FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
+        parameters={"ws": ws}).result_rows
+    note(f"stored {stored!r}; export snapshot {response.headers.get('X-Export-Snapshot', '')}")
     # Each accepted id once, newest first (ties in the same microsecond in the engine's id order).
     assert sorted(e["id"] for e in exported) == sorted(str(r["id"]) for r in records)
     by_id = {str(r["id"]): r for r in records}
