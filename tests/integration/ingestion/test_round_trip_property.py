@@ -70,7 +70,8 @@ def test_each_accepted_event_comes_back_once_in_order_and_each_refused_one_is_de
     # Lines end with "\n" only: str.splitlines() would also split at U+0085 or U+2028 inside a value.
     exported = [json.loads(line) for line in response.text.split("\n") if line.strip()]
     stored = get_client(settings.clickhouse.dsn).query(
-        f"SELECT toString(id), occurred_at, ingested_at FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
+        f"SELECT toString(id), occurred_at, ingested_at FROM {settings.events_table}"
+        " WHERE workspace_id = {ws:String}",
         parameters={"ws": ws}).result_rows
     note(f"stored {stored!r}; export snapshot {response.headers.get('X-Export-Snapshot', '')}")
     # Each accepted id once, newest first (ties in the same microsecond in the engine's id order).
