@@ -46,7 +46,7 @@ COLUMNS: tuple[str, ...] = (
 # The content of an event, for write-once ids: every stored column but schema_version and ingested_at.
 # Word for word the expression of clickhouse/0005_create_event_ids.sql (a unit test holds them equal).
 EVENT_DIGEST = (
-    "sipHash128(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), "
+    "cityHash64(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), "
     "toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, "
     "ip, user_agent, request_id, toString(service))"
 )

@@ -102,6 +102,7 @@ class EventStore:
         self._params = rule_parameters(catalog)
         self._max_partitions = max_partitions
         self.staging = StagingTable(client, database)
+        self._staged = 0  # rows in the staging table
 
     def store(self, messages: Sequence[RawMessage], token: str) -> StoreResult:
         """Store ``messages`` (one batch) under ``token``; raises StoreUnavailable / StoreMisconfigured."""
@@ -199,6 +200,7 @@ class EventStore:
             _raise_classified(err, "check the batch", self.staging.name)
             raise  # unreachable: _raise_classified always raises
         aligned = count == distinct == n and lo == 0 and hi == n - 1
+        self._staged = n
         check = _Check({int(seq): str(reason) for seq, reason in rejected}, sorted(int(m) for m in months),
                        repeats > 0)
         return aligned, check
@@ -247,7 +249,7 @@ class EventStore:
             raise
         if not stored and not repeated:
             return set(), {}
-        known: dict[str, list[bytes]] = {str(i): list(d) for i, d in stored}
+        known: dict[str, list[int]] = {str(i): list(d) for i, d in stored}
         suspects = sorted(set(known) | {str(i) for i in repeated})
         try:
             rows = self._client.query(
@@ -291,13 +293,19 @@ class EventStore:
 
     def _insert_range(self, writer: SchemaVersion, excluded: set[int], months: list[int] | None,
                       lo: int, hi: int, token: str, refused: dict[int, str]) -> None:
-        where = "_seq >= {lo:Int64} AND _seq < {hi:Int64} AND NOT has({excluded:Array(Int64)}, _seq)"
+        conditions = []
+        if lo > 0 or hi < self._staged:
+            conditions.append("_seq >= {lo:Int64} AND _seq < {hi:Int64}")
+        if excluded:
+            conditions.append("NOT has({excluded:Array(Int64)}, _seq)")
         if months is not None:
-            where += " AND has({months:Array(UInt32)}, toYYYYMM(fromUnixTimestamp64Micro(occurred_at, 'UTC')))"
+            conditions.append("has({months:Array(UInt32)}, toYYYYMM(fromUnixTimestamp64Micro(occurred_at, 'UTC')))")
+        # The common case (every staged row, no split) reads the staging table as it is, with no filter.
+        source = (f"(SELECT * FROM {self.staging.name} WHERE {' AND '.join(conditions)})" if conditions
+                  else self.staging.name)
         try:
             self._client.command(
-                f"INSERT INTO {self._events} ({', '.join(COLUMNS)}) SELECT {ROW_SELECT} "
-                f"FROM (SELECT * FROM {self.staging.name} WHERE {where})",
+                f"INSERT INTO {self._events} ({', '.join(COLUMNS)}) SELECT {ROW_SELECT} FROM {source}",
                 parameters={**self._params, "version": writer.version, "lo": lo, "hi": hi,
                             "excluded": sorted(excluded), "months": months or []},
                 settings={**PAYLOAD_JSON_SETTINGS, "insert_deduplicate": 1, "insert_deduplication_token": token},

@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS {database}.{table}_ids_local ON CLUSTER '{cluster}'
     id UUID,
     workspace_id String,
     occurred_at DateTime64(6, 'UTC'),
-    digest FixedString(16)
+    digest UInt64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}_ids_local', '{replica}')
 ORDER BY id;
@@ -19,11 +19,11 @@ ENGINE = Distributed('{cluster}', '{database}', '{table}_ids_local', sipHash64(w
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_ids_mv ON CLUSTER '{cluster}'
 TO {database}.{table}_ids_local AS
-SELECT id, workspace_id, occurred_at, sipHash128(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, ip, user_agent, request_id, toString(service)) AS digest
+SELECT id, workspace_id, occurred_at, cityHash64(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, ip, user_agent, request_id, toString(service)) AS digest
 FROM {database}.{table}_local;
 
 -- The backfill runs once, through the Distributed tables (an INSERT has no
 -- ON CLUSTER): it reads every shard and writes each id to its workspace's shard.
 INSERT INTO {database}.{table}_ids
-SELECT id, workspace_id, occurred_at, sipHash128(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, ip, user_agent, request_id, toString(service)) AS digest
+SELECT id, workspace_id, occurred_at, cityHash64(workspace_id, toUnixTimestamp64Micro(occurred_at), toString(action), toString(category), toString(actor_kind), actor_id, actor_display, toString(target_kind), target_id, target_display, payload, ip, user_agent, request_id, toString(service)) AS digest
 FROM {database}.{table};
