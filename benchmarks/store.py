@@ -1,0 +1,67 @@
+"""The consumer's store alone: batches of the benchmark's events through EventStore, each statement timed.
+
+``.venv/bin/python -m benchmarks.store --batches 10`` prints events/s and the seconds spent per kind of
+statement (stage, verdicts, id lookup, insert), in a fresh embedded engine under a temporary folder.
+"""
+
+# ruff: noqa: T201  (a benchmark prints its numbers)
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.consumer import _encoded
+from clickhouse.client import get_client
+from clickhouse.migrations import migrate
+from consumer.store import EventStore
+from schemas.catalog import load_catalog
+from schemas.codec import default_codec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=20_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="auditlog-store-"))
+    try:
+        client = get_client(f"chdb://{work}")
+        migrate(client, "bench", "events")
+        store = EventStore(client, database="bench", events_table="bench.events", codec=default_codec(),
+                           catalog=load_catalog())
+        messages = _encoded(args.batches * args.batch)
+        spent: dict[str, float] = {}
+
+        def timed(kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
+            def run(statement: Any, *a: Any, **k: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return call(statement, *a, **k)
+                finally:
+                    name = f"{kind}: {statement[:40]}" if isinstance(statement, str) else kind
+                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+            return run
+
+        client.query = timed("query", client.query)  # type: ignore[method-assign]
+        client.command = timed("command", client.command)  # type: ignore[method-assign]
+        client.raw_insert = timed("stage", client.raw_insert)  # type: ignore[method-assign]
+        began = time.perf_counter()
+        for b in range(args.batches):
+            chunk = messages[b * args.batch:(b + 1) * args.batch]
+            store.store([(0, b * args.batch + i, k, v) for i, (k, v) in enumerate(chunk)], f"bench-{b}")
+        total = time.perf_counter() - began
+        n = args.batches * args.batch
+        print(f"store alone: {n / total:,.0f} events/s ({n:,} in {total:.2f}s, {args.batch}-event batches)")
+        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+            print(f"  {seconds * 1000 / args.batches:7.1f} ms a batch  {name}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
