@@ -73,6 +73,22 @@ def _verify(env: dict[str, str], expected_ids: list[str]) -> None:
     check_facts(result["facts"], result["api"], expected_ids)
 
 
+def kill_consumers_while_producing(env: dict[str, str], producing: threading.Thread, *, kills: int,
+                                   alive: tuple[float, float]) -> int:
+    """Start `auditlog consume` and SIGKILL it after a random time in ``alive`` seconds, again and again,
+    at least ``kills`` times and until ``producing`` ends; returns how many were killed."""
+    rng = random.Random()
+    done = 0
+    while done < kills or producing.is_alive():
+        consumer = _auditlog("consume", env=env)
+        time.sleep(rng.uniform(*alive))
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(30)
+        done += 1
+        assert done < 40, "the producer never finished"
+    return done
+
+
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -89,15 +105,7 @@ def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings
     ids: list[str] = []
     producing = threading.Thread(target=lambda: ids.extend(produce(settings, events)), daemon=True)
     producing.start()
-    rng = random.Random()
-    kills = 0
-    while kills < 5 or producing.is_alive():
-        consumer = _auditlog("consume", env=env)
-        time.sleep(rng.uniform(1.0, 4.0))
-        consumer.send_signal(signal.SIGKILL)
-        consumer.wait(30)
-        kills += 1
-        assert kills < 40, "the producer never finished"
+    kill_consumers_while_producing(env, producing, kills=5, alive=(1.0, 4.0))
     log = tmp_path / "final-consumer.log"
     with log.open("wb") as stderr:
         final = _auditlog("consume", env=env, stderr=stderr)

@@ -4,7 +4,6 @@ ingestion never add, drop or reorder a leaf; checkpoints reach the Kafka topic; 
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from clickhouse.client import get_client
 from config.settings import Settings
-from tests.integration.test_consumer_crash import REPO, _auditlog, _env, _wait
+from tests.integration.test_consumer_crash import REPO, _auditlog, _env, _wait, kill_consumers_while_producing
 from tests.support.consumer_checks import WORKSPACES, caught_up, make_events
 from tests.support.pipeline import produce, store_directly
 from transparency.audit import verify_workspace
@@ -64,15 +63,8 @@ def test_sigkills_during_ingestion_leave_every_event_exactly_one_leaf_and_verify
     ids: list[str] = []
     producing = threading.Thread(target=lambda: ids.extend(produce(settings, events)), daemon=True)
     producing.start()
-    rng = random.Random()
-    kills = 0
-    while kills < 4 or producing.is_alive():
-        consumer = _auditlog("consume", env=env)
-        time.sleep(rng.uniform(2.0, 5.0))  # past start-up: the sequencer is mid-round at a random moment
-        consumer.send_signal(signal.SIGKILL)
-        consumer.wait(30)
-        kills += 1
-        assert kills < 40, "the producer never finished"
+    # Past start-up: the sequencer is mid-round at a random moment.
+    kill_consumers_while_producing(env, producing, kills=4, alive=(2.0, 5.0))
     log = tmp_path / "final.log"
     with log.open("wb") as stderr:
         final = _auditlog("consume", env=env, stderr=stderr)
