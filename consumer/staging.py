@@ -126,9 +126,6 @@ class StagingTable:
             self._created = False  # a server restart loses Memory tables: the next attempt makes it again
             raise
 
-    def clear(self) -> None:
-        self._client.command(f"TRUNCATE TABLE IF EXISTS {self.name}")
-
     def drop(self) -> None:
         self._client.command(f"DROP TABLE IF EXISTS {self.name}")
 

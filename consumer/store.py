@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -332,8 +331,3 @@ class EventStore:
 def _looks_like_parse_error(err: Exception) -> bool:
     text = str(err)
     return any(word in text for word in ("Avro", "parse", "Cannot read", "avro"))
-
-
-def store_rows_parameters(catalog: Catalog) -> dict[str, Any]:
-    """The parameters the store binds (exposed for the agreement test)."""
-    return rule_parameters(catalog)

@@ -45,8 +45,3 @@ WORKSPACE_ID_RE = re.compile(WORKSPACE_ID_PATTERN)
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 ACTOR_KINDS = frozenset({"user", "api_token", "service", "agent"})
-
-
-def occurred_at_in_range(micros: int) -> bool:
-    """Whether a timestamp in epoch microseconds is one the contract accepts."""
-    return OCCURRED_AT_MIN_MICROS <= micros < OCCURRED_AT_END_MICROS
