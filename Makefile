@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit integration kafka-jars bench clean
+.PHONY: run test lint unit integration kafka-jars bench bench-crossing clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint unit integration
 ## bench: 10M events, ours next to PostgreSQL (docs/performance.md); e.g. make bench BENCH_ARGS="--events 100000000"
 bench: $(STAMP) kafka-jars
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## bench-crossing: both engines under the same memory limit (cgroups, root), e.g. BENCH_ARGS="--events 20000000 --memory-limit 1G"
+bench-crossing: $(STAMP)
+	$(BIN)/python -m benchmarks.crossing $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/auditlog kafka stop

@@ -29,6 +29,8 @@ from typing import Any
 
 import psycopg
 
+from benchmarks.cgroup import MemoryCgroup
+
 logger = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -111,8 +113,11 @@ def free_port() -> int:
 class PostgresServer:
     """One server on a temporary data directory; ``start``/``restart``/``stop`` by pid."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, cgroup: MemoryCgroup | None = None) -> None:
         self.bin = find_bin_dir()
+        # Where the server's processes run: pg_ctl joins it before it starts, so the postmaster and every
+        # backend it forks are charged there (benchmarks/crossing.py limits their memory that way).
+        self.cgroup = cgroup
         self.dir = workdir / "pg"
         self.data = self.dir / "data"
         self.port = free_port()
@@ -121,6 +126,8 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         def demote() -> None:
+            if self.cgroup is not None:
+                self.cgroup.join()
             if self._user is not None:
                 os.setgid(self._user.pw_gid)
                 os.setuid(self._user.pw_uid)
