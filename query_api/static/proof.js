@@ -365,11 +365,13 @@
       throw err;
     }
     const head = await latest();
+    if (head.state === "failed") {
+      return { state: "not-verified", text: "Not verified: the log's latest checkpoint did not verify, so " +
+        "nothing can be checked against it." };
+    }
     if (head.state !== "verified") {
-      const why = { unsupported: head.reason, none: "the log has no signed checkpoint yet",
-                    failed: "the log's checkpoint did not verify", error: head.reason }[head.state];
-      return { state: head.state === "failed" ? "not-verified" : "cannot-check",
-               text: `Cannot verify this event: ${why}.` };
+      const why = head.state === "none" ? "the log has no signed checkpoint yet" : head.reason;
+      return { state: "cannot-check", text: `Cannot check this event in the browser: ${why}.` };
     }
     const cp = head.checkpoint;
     let proof;
@@ -421,10 +423,12 @@
     }
     line.dataset.proof = result.state;
     const mark = { verified: "✓", "not-verified": "✗" }[result.state];
-    line.replaceChildren();
-    if (mark) line.append(Object.assign(document.createElement("span"), { className: "mark", textContent: mark }));
-    line.append(result.text);
-    line.firstChild.nodeType === 1 && line.firstChild.setAttribute("aria-hidden", "true");
+    line.replaceChildren(result.text);
+    if (mark) {
+      const icon = Object.assign(document.createElement("span"), { className: "mark", textContent: mark });
+      icon.setAttribute("aria-hidden", "true");
+      line.prepend(icon);
+    }
     if (result.state === "not-verified") line.setAttribute("role", "alert");
   }
 
