@@ -5,6 +5,8 @@
 // from the event exactly as the API returned it (RFC 8785 canonical JSON, SHA-256), its inclusion
 // proof fetched and folded up to a root (RFC 9162 §2.1.3.2), that root compared with the checkpoint
 // verified here. Nothing the server says about hashes is believed: it only supplies the audit path.
+// Across visits: the last checkpoint verified is kept in localStorage, and the next one must extend
+// it (an RFC 9162 consistency proof checked here), so a rewritten, re-signed history shows.
 //
 // Where the browser cannot reproduce a step byte for byte (no Ed25519 in WebCrypto, no WebCrypto at
 // all outside a secure context, a value JSON cannot carry exactly), the page says it cannot check,
@@ -21,6 +23,7 @@
   const LEAF_FORMAT = "v1";
   const ED25519_SPKI_PREFIX = "302a300506032b6570032100"; // SubjectPublicKeyInfo header of a raw 32-byte key
   const KEY_ID_HEX_DIGITS = 16;
+  const SEEN_PREFIX = "auditlog.checkpoint."; // localStorage: the last checkpoint verified, per workspace
   const CHECKPOINT_MAX_AGE_MS = 10_000; // an expanded event older than this re-reads the latest checkpoint
   const PARTY_KEYS = ["kind", "id", "display"];
   const CONTEXT_KEYS = ["ip", "user_agent", "request_id", "service"];
@@ -213,6 +216,57 @@
 
   const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+  function isPowerOfTwo(n) {
+    let m = n;
+    while (m > 1 && m % 2 === 0) m /= 2;
+    return m === 1;
+  }
+
+  /** RFC 9162 §2.1.4.2: throws NotVerified unless the tree (newSize, newRoot) extends (oldSize, oldRoot). */
+  async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+    if (!Number.isSafeInteger(oldSize) || !Number.isSafeInteger(newSize)) {
+      throw new CannotCheck("the tree is larger than this browser's integers hold exactly");
+    }
+    if (!(oldSize >= 1 && oldSize <= newSize)) throw new NotVerified(`the log shrank from ${oldSize} to ${newSize}`);
+    if (oldSize === newSize) {
+      if (proof.length || !sameBytes(oldRoot, newRoot)) {
+        throw new NotVerified(`two different roots were signed for the same ${oldSize} events`);
+      }
+      return;
+    }
+    if (!proof.length) throw new NotVerified("the consistency proof is empty");
+    const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : proof;
+    let fn = oldSize - 1;
+    let sn = newSize - 1;
+    while (fn % 2 === 1) {
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    let fr = path[0];
+    let sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) throw new NotVerified("the consistency proof is longer than the tree is deep");
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        if (fn % 2 === 0) {
+          while (fn !== 0 && fn % 2 === 0) {
+            fn = Math.floor(fn / 2);
+            sn = Math.floor(sn / 2);
+          }
+        }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    if (sn !== 0) throw new NotVerified("the consistency proof is shorter than the trees are deep");
+    if (!sameBytes(fr, oldRoot) || !sameBytes(sr, newRoot)) {
+      throw new NotVerified("the consistency proof does not join the two signed roots");
+    }
+  }
+
   // ---- checkpoints (docs/verification.md §1) -----------------------------------------------------
   function checkpointText(cp) {
     if (!Number.isSafeInteger(cp.tree_size)) throw new CannotCheck("the tree size is beyond this browser's integers");
@@ -290,6 +344,63 @@
 
   const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 
+  // The last checkpoint this browser verified, per workspace (localStorage is per origin): the next
+  // visit proves the log grew from it (RFC 9162 consistency proof), so a history rewritten and
+  // re-signed between two visits shows, which no single checkpoint can show.
+  const seenKey = (workspace) => `${SEEN_PREFIX}${workspace}`;
+
+  function remembered(workspace) {
+    try {
+      const seen = JSON.parse(localStorage.getItem(seenKey(workspace)));
+      return isObject(seen) && Number.isSafeInteger(seen.tree_size) ? seen : null;
+    } catch (_err) {
+      return null;
+    }
+  }
+
+  function remember(workspace, cp) {
+    const { tree_size, root_hash, timestamp, key_id } = cp;
+    try {
+      localStorage.setItem(seenKey(workspace), JSON.stringify({ tree_size, root_hash, timestamp, key_id }));
+    } catch (_err) {
+      // storage full or disabled: the next visit simply has nothing to compare with
+    }
+  }
+
+  /** Checks that the verified ``cp`` extends the checkpoint seen on an earlier visit; returns that one. */
+  async function extendsSeen(cp, workspace) {
+    const seen = remembered(workspace);
+    if (seen) {
+      const earlier = `the checkpoint this browser verified on ${formatWhen(seen.timestamp)} ` +
+        `(${plural(seen.tree_size, "event")})`;
+      if (seen.tree_size > cp.tree_size) {
+        throw new NotVerified(`the log shrank: the latest checkpoint has ${plural(cp.tree_size, "event")}, ${earlier}` +
+          " had more");
+      }
+      let proof = [];
+      if (seen.tree_size < cp.tree_size) {
+        try {
+          const answer = await api(`${logPath()}/consistency?from=${seen.tree_size}&to=${cp.tree_size}`);
+          proof = (answer.proof || []).map((h, i) => fromHex(h, 32, `consistency proof hash ${i}`));
+        } catch (err) {
+          if (err && err.status === 404) throw new NotVerified(`the service no longer has ${earlier}`);
+          throw err;
+        }
+      }
+      try {
+        await verifyConsistency(seen.tree_size, cp.tree_size, fromHex(seen.root_hash, 32, "the remembered root"),
+                                fromHex(cp.root_hash, 32, "the root hash"), proof);
+      } catch (err) {
+        if (err instanceof NotVerified) {
+          throw new NotVerified(`history was rewritten: the latest checkpoint does not extend ${earlier}: ${err.message}`);
+        }
+        throw err;
+      }
+    }
+    remember(workspace, cp);
+    return seen;
+  }
+
   /**
    * The latest checkpoint, checked here: {state: "verified", checkpoint} or {state, reason} with
    * state "failed" (did not verify), "unsupported" (cannot check here), "none" (nothing signed yet)
@@ -301,7 +412,8 @@
       const [keys, cp] = await Promise.all([api(KEYS_PATH), api(`${logPath()}/checkpoints/latest`)]);
       const ring = await importKeys(keys.keys || []);
       await verifyCheckpoint(cp, ring, workspace);
-      return { state: "verified", checkpoint: cp, workspace };
+      const seen = await extendsSeen(cp, workspace);
+      return { state: "verified", checkpoint: cp, seen, workspace };
     } catch (err) {
       if (err instanceof CannotCheck) return { state: "unsupported", reason: err.message, workspace };
       if (err instanceof NotVerified) return { state: "failed", reason: err.message, workspace };
@@ -321,9 +433,14 @@
       const cp = result.checkpoint;
       title = `Log verified up to ${formatWhen(cp.timestamp)}, ${plural(cp.tree_size, "event")}`;
       detail = `Checkpoint signed with Ed25519 key ${cp.key_id}, signature checked in this browser.`;
+      if (result.seen) {
+        detail += ` It extends the checkpoint this browser verified on ${formatWhen(result.seen.timestamp)} ` +
+          `(${plural(result.seen.tree_size, "event")}): consistency proof checked.`;
+      }
     } else if (result.state === "failed") {
       title = "Log not verified: the latest checkpoint failed its check";
-      detail = `${result.reason}. Do not rely on this log until an operator runs auditlog verify.`;
+      detail = `${result.reason[0].toUpperCase()}${result.reason.slice(1)}. Do not rely on this log until ` +
+        "this is explained (auditlog verify, with a public key obtained out of band, checks it offline).";
     } else if (result.state === "unsupported") {
       title = "Log not checked in this browser";
       detail = `${result.reason}. Use a current browser, or auditlog verify with the public key.`;
@@ -446,5 +563,5 @@
 
   // For tests and for the curious (docs/verification.md): the same functions the page uses.
   window.AuditProof = { CannotCheck, NotVerified, jcs, leafObject, leafText, leafHash, rootFromPath,
-                        checkpointText, importKeys, verifyCheckpoint, toHex };
+                        verifyConsistency, checkpointText, importKeys, verifyCheckpoint, toHex };
 })();

@@ -261,3 +261,49 @@ def test_a_browser_without_ed25519_says_it_cannot_check(laptop: Page, shared_log
     proof = expand(page, shared_log.event_ids[-1])
     expect(proof).to_have_attribute("data-proof", "cannot-check")
     screenshot(page, "laptop-proof-07-no-ed25519")
+
+
+def test_a_history_rewritten_and_re_signed_between_two_visits_shows_on_the_next_visit(
+    laptop: Page, own_log: Log
+) -> None:
+    """The browser keeps the last checkpoint it verified; the next one must extend it (a consistency proof).
+
+    The attacker here holds the signing key: they edit an event, throw the log away and sequence it
+    again. Every new checkpoint verifies and the new log is self-consistent (``auditlog verify
+    --workspace`` alone would pass), but it does not extend the checkpoint this browser saw.
+    """
+    page = laptop
+    open_page(page, own_log)
+    banner = page.locator("#log-proof")
+    expect(banner).to_have_attribute("data-state", "verified")
+    first = own_log.api("/checkpoints/latest")
+
+    more = EventGenerator(seed=78).event(WORKSPACE, datetime.now(UTC) - timedelta(seconds=5))
+    own_log.insert([row(more)], "proof-more")
+    own_log.sequencer.round()
+    page.reload()
+    expect(banner).to_have_attribute("data-state", "verified")
+    expect(banner).to_contain_text(f"{first['tree_size'] + 1} events")
+    expect(banner).to_contain_text("extends the checkpoint this browser verified")
+    expect(banner).to_contain_text(f"({first['tree_size']} events): consistency proof checked")
+    screenshot(page, "laptop-proof-08-consistent-with-last-visit")
+
+    victim = own_log.event_ids[10]
+    own_log.mutate(f"ALTER TABLE {own_log.served.settings.events_table} UPDATE payload = {{p:String}}"
+                   " WHERE id = {id:UUID}", p=json.dumps({"before": None, "after": {"role": "owner"}}), id=victim)
+    tables = own_log.store.tables
+    for table in (tables.leaves, tables.nodes, tables.checkpoints):
+        get_client(own_log.served.settings.clickhouse.dsn).command(f"TRUNCATE TABLE {table}")
+    rewriter = Sequencer(get_client(own_log.served.settings.clickhouse.dsn), own_log.served.settings,
+                         own_log.signer)
+    assert rewriter.round().leaves == first["tree_size"] + 1
+    rewritten = own_log.api("/checkpoints/latest")
+    assert rewritten["tree_size"] == first["tree_size"] + 1 and rewritten["root_hash"] != first["root_hash"]
+
+    page.reload()
+    expect(banner).to_have_attribute("data-state", "failed")
+    expect(banner).to_contain_text("History was rewritten")
+    expect(banner).to_contain_text(f"two different roots were signed for the same {first['tree_size'] + 1} events")
+    screenshot(page, "laptop-proof-09-history-rewritten")
+    page.reload()  # the evidence stays: the browser keeps the checkpoint it trusted, not the rewritten one
+    expect(banner).to_have_attribute("data-state", "failed")
