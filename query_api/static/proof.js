@@ -185,32 +185,40 @@
   const leafHash = (bytes) => sha256(LEAF_PREFIX, bytes);
   const nodeHash = (left, right) => sha256(NODE_PREFIX, left, right);
 
+  const half = (n) => Math.floor(n / 2);
+
+  /**
+   * The climb RFC 9162 §2.1.3.2 and §2.1.4.2 share: from node ``fn`` of a level whose last node is
+   * ``sn``, each proof hash joins on the left (``left``: the node is a right child, or the last of
+   * its level) or on the right (``right``); the path must end exactly at the root (sn = 0).
+   */
+  async function climb(fn, sn, hashes, what, left, right) {
+    for (const c of hashes) {
+      if (sn === 0) throw new NotVerified(`the ${what} proof is longer than the tree is deep`);
+      if (fn % 2 === 1 || fn === sn) {
+        await left(c);
+        while (fn !== 0 && fn % 2 === 0) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      } else {
+        await right(c);
+      }
+      fn = half(fn);
+      sn = half(sn);
+    }
+    if (sn !== 0) throw new NotVerified(`the ${what} proof is shorter than the tree is deep`);
+  }
+
   /** RFC 9162 §2.1.3.2: the root an audit path leads to from ``leaf`` at ``index`` of ``size``. */
   async function rootFromPath(leaf, index, size, path) {
     if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size)) {
       throw new CannotCheck("the tree is larger than this browser's integers hold exactly");
     }
     if (!(index >= 0 && index < size)) throw new NotVerified(`leaf ${index} is not in a tree of ${size}`);
-    let fn = index;
-    let sn = size - 1;
     let r = leaf;
-    for (const p of path) {
-      if (sn === 0) throw new NotVerified("the inclusion proof is longer than the tree is deep");
-      if (fn % 2 === 1 || fn === sn) {
-        r = await nodeHash(p, r);
-        if (fn % 2 === 0) {
-          while (fn !== 0 && fn % 2 === 0) {
-            fn = Math.floor(fn / 2);
-            sn = Math.floor(sn / 2);
-          }
-        }
-      } else {
-        r = await nodeHash(r, p);
-      }
-      fn = Math.floor(fn / 2);
-      sn = Math.floor(sn / 2);
-    }
-    if (sn !== 0) throw new NotVerified("the inclusion proof is shorter than the tree is deep");
+    await climb(index, size - 1, path, "inclusion", async (p) => { r = await nodeHash(p, r); },
+                async (p) => { r = await nodeHash(r, p); });
     return r;
   }
 
@@ -239,29 +247,15 @@
     let fn = oldSize - 1;
     let sn = newSize - 1;
     while (fn % 2 === 1) {
-      fn = Math.floor(fn / 2);
-      sn = Math.floor(sn / 2);
+      fn = half(fn);
+      sn = half(sn);
     }
     let fr = path[0];
     let sr = path[0];
-    for (const c of path.slice(1)) {
-      if (sn === 0) throw new NotVerified("the consistency proof is longer than the tree is deep");
-      if (fn % 2 === 1 || fn === sn) {
-        fr = await nodeHash(c, fr);
-        sr = await nodeHash(c, sr);
-        if (fn % 2 === 0) {
-          while (fn !== 0 && fn % 2 === 0) {
-            fn = Math.floor(fn / 2);
-            sn = Math.floor(sn / 2);
-          }
-        }
-      } else {
-        sr = await nodeHash(sr, c);
-      }
-      fn = Math.floor(fn / 2);
-      sn = Math.floor(sn / 2);
-    }
-    if (sn !== 0) throw new NotVerified("the consistency proof is shorter than the trees are deep");
+    await climb(fn, sn, path.slice(1), "consistency", async (c) => {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+    }, async (c) => { sr = await nodeHash(sr, c); });
     if (!sameBytes(fr, oldRoot) || !sameBytes(sr, newRoot)) {
       throw new NotVerified("the consistency proof does not join the two signed roots");
     }
