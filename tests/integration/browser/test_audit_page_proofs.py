@@ -307,3 +307,12 @@ def test_a_history_rewritten_and_re_signed_between_two_visits_shows_on_the_next_
     screenshot(page, "laptop-proof-09-history-rewritten")
     page.reload()  # the evidence stays: the browser keeps the checkpoint it trusted, not the rewritten one
     expect(banner).to_have_attribute("data-state", "failed")
+
+
+def test_the_proofs_are_readable_at_phone_width(phone: Page, shared_log: Log) -> None:
+    page = phone
+    open_page(page, shared_log)
+    expect(page.locator("#log-proof")).to_have_attribute("data-state", "verified")
+    expect(expand(page, shared_log.event_ids[-2])).to_have_attribute("data-proof", "verified")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
+    screenshot(page, "phone-proof-01-verified")
