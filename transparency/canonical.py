@@ -59,7 +59,10 @@ def number_to_string(value: float | int) -> str:
     Raises:
         InvalidCanonicalForm: NaN or an infinity (JSON has neither).
     """
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError as err:  # an integer beyond a double's range (10**400): no JSON number JCS can write
+        raise InvalidCanonicalForm(f"{value!r} is beyond the range of a double") from err
     if math.isnan(x) or math.isinf(x):
         raise InvalidCanonicalForm(f"{value!r} is not a JSON number")
     if x == 0:
@@ -272,7 +275,10 @@ def _simple(value: Any) -> bool:
 
 def _payload_text(payload: Any) -> str:
     if _simple(payload):
-        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError as err:  # a lone surrogate, refused like the generic path refuses it
+            raise InvalidCanonicalForm(f"a string holds a lone surrogate: {err}") from err
     out: list[str] = []
     _serialise(payload, out)
     return "".join(out)

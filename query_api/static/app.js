@@ -115,6 +115,7 @@
       $("session-who").textContent = `${c.email || c.sub || "signed in"}${role ? ` · ${role}` : ""}`;
     }
     $("workspace-label").textContent = state.workspace;
+    document.dispatchEvent(new CustomEvent("audit:view", { detail: { view, workspace: state.workspace } }));
   }
 
   function showSignIn(reason) {
@@ -245,7 +246,11 @@
     wrapper.classList.toggle("open", open);
     const existing = wrapper.querySelector(".detail");
     if (existing) existing.remove();
-    if (open) wrapper.append(renderDetail(wrapper._event));
+    if (open) {
+      const detail = renderDetail(wrapper._event);
+      wrapper.append(detail);
+      document.dispatchEvent(new CustomEvent("audit:expanded", { detail: { event: wrapper._event, element: detail } }));
+    }
   }
 
   // ---- loading -----------------------------------------------------------------------------------
@@ -452,5 +457,6 @@
     start();
   }
 
+  window.AuditPage = { api };  // for the page's other scripts (proof.js)
   boot();
 })();
