@@ -17,8 +17,9 @@ DURATION_HELP = "a number with a unit: s (seconds), m (minutes), h (hours), d (d
                 "7d, 1h30m; a bare number is seconds"
 
 # At most 12 digits per part (far beyond any sensible duration); the sum must fit a timedelta.
-_PART = re.compile(r"(\d{1,12})([wdhms])")
-_MAX_SECONDS = int(timedelta.max.total_seconds())
+_PART = re.compile(r"([0-9]{1,12})([wdhms])")  # ASCII digits only: \d also takes other scripts' digits
+_SECONDS_ONLY = re.compile(r"[0-9]{1,12}")
+_MAX_SECONDS = timedelta.max.days * 86400  # whole days: total_seconds() rounds up past the limit
 
 
 class InvalidDuration(ValueError):
@@ -39,7 +40,7 @@ def parse_duration(text: str) -> timedelta:
         InvalidDuration: empty, negative, fractional, an unknown unit, or units out of order.
     """
     spoken = text.strip().lower()
-    if spoken.isdigit() and len(spoken) <= 12:
+    if _SECONDS_ONLY.fullmatch(spoken):
         return timedelta(seconds=int(spoken))
     seconds = 0
     position = 0
