@@ -29,9 +29,8 @@ from auditlog.progress import CommandProgress, waiting
 from config.settings import get_settings
 from query_api.security import WORKSPACE_ROLES
 from schemas.contract import ACTOR_KINDS, WORKSPACE_ID_PATTERN, WORKSPACE_ID_RE
+from transparency.cli import QUIET_HELP
 from transparency.cli import add_commands as add_transparency_commands
-
-QUIET_HELP = "no progress on stderr (it is also off when stderr is not a terminal)"
 
 
 class AuditlogGroup(TyperGroup):
@@ -48,10 +47,18 @@ class AuditlogGroup(TyperGroup):
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as err:  # the CLI's last line of defence: a message, not a traceback
-            if get_settings().log_level.upper() == "DEBUG":
+            if _debugging():
                 raise
             print(f"auditlog {ctx.invoked_subcommand}: {type(err).__name__}: {err}", file=sys.stderr)
             raise typer.Exit(1) from None
+
+
+def _debugging() -> bool:
+    """AUDITLOG_LOG_LEVEL=DEBUG; False when the settings themselves are what failed (their message is shown)."""
+    try:
+        return get_settings().log_level.upper() == "DEBUG"
+    except ValueError:
+        return False
 
 
 app = typer.Typer(

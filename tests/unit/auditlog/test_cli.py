@@ -154,3 +154,12 @@ def test_main_returns_the_exit_code_for_the_console_script(capsys):
 def test_roles_offered_are_the_roles_the_api_knows():
     text = _said(runner.invoke(app, ["token", "--help"]).stdout)
     assert "|".join(WORKSPACE_ROLES) in text
+
+
+def test_settings_that_refuse_to_start_are_a_runtime_failure_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("AUDITLOG_ENVIRONMENT", "production")
+    monkeypatch.delenv("AUDITLOG_API__JWT_SECRET")
+    result = runner.invoke(app, ["spool", "status"])
+    assert result.exit_code == 1
+    assert "AUDITLOG_API__JWT_SECRET must be set to a real secret" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
