@@ -1,4 +1,5 @@
-"""`auditlog demo` against a real broker: progress on stderr while it is a terminal, nothing otherwise.
+"""The long commands against a real broker (`demo`, `spool replay`, `dlq replay`): progress on stderr while
+it is a terminal, nothing otherwise, and stdout is the same result either way.
 
 Through Typer's CliRunner with settings from the environment, as an operator runs it. Rich decides
 whether stderr is a terminal; TTY_COMPATIBLE=1 / 0 (Rich's switch) stands in for one.
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from auditlog.cli import app
 from config.settings import get_settings
 from consumer.topics import ensure_topics
+from producers.spool import Spool
+from producers.synthetic import EventGenerator
+from schemas.codec import default_codec
 
 pytestmark = [pytest.mark.kafka]
 
@@ -24,10 +29,12 @@ COUNT = 3000
 
 @pytest.fixture
 def demo_topic(kafka_bootstrap, tmp_path, monkeypatch):
-    topic = f"audit.events.cli{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka_bootstrap, [topic], 2)
+    tag = uuid.uuid4().hex[:10]
+    topic = f"audit.events.cli{tag}"
+    ensure_topics(kafka_bootstrap, [topic, f"{topic}.dlq"], 2)
     monkeypatch.chdir(tmp_path)
     for name, value in {"AUDITLOG_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "AUDITLOG_KAFKA__TOPIC": topic,
+                        "AUDITLOG_KAFKA__DLQ_TOPIC": f"{topic}.dlq", "AUDITLOG_CONSUMER__GROUP_ID": f"cli-{tag}",
                         "AUDITLOG_PRODUCER__SPOOL_DIR": str(tmp_path / "spool")}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -58,3 +65,38 @@ def test_demo_draws_progress_on_stderr_only_on_a_terminal_without_quiet(demo_top
     else:
         assert "emitting events" not in result.stderr and "\x1b[" not in result.stderr
     assert _messages(kafka_bootstrap, demo_topic) == COUNT
+
+
+def test_spool_replay_draws_its_bar_on_stderr_and_says_what_it_sent(demo_topic, kafka_bootstrap, tmp_path,
+                                                                    monkeypatch):
+    codec = default_codec()
+    events = list(EventGenerator(seed=3).history(["ws_a"], 1500, *_window()))
+    Spool(tmp_path / "spool").append_many((b"ws_a", codec.encode(e.to_record())) for e in events)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    result = CliRunner().invoke(app, ["spool", "replay"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "replayed 1500 spooled events from 1 file(s); 0 still spooled\n"
+    assert "replaying spooled events" in result.stderr and "1500/1500" in result.stderr
+    assert _messages(kafka_bootstrap, demo_topic) == 1500
+
+
+def test_dlq_replay_draws_a_running_count_only_on_a_terminal(demo_topic, kafka_bootstrap, monkeypatch):
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(400):
+        producer.produce(f"{demo_topic}.dlq", value=f"poison {i}".encode(), key=b"ws_a")
+    assert producer.flush(30) == 0
+    del producer  # librdkafka's handle goes now, not when the broker stops at the session's end
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    first = CliRunner().invoke(app, ["dlq", "replay"])
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"replayed 400 dead letter(s) from {demo_topic}.dlq to {demo_topic}\n"
+    assert "replaying dead letters" in first.stderr and "400" in first.stderr
+    assert _messages(kafka_bootstrap, demo_topic) == 400
+    again = CliRunner().invoke(app, ["dlq", "replay", "--quiet"])  # already replayed: nothing, and quiet
+    assert (again.exit_code, again.stdout) == (0, f"replayed 0 dead letter(s) from {demo_topic}.dlq to {demo_topic}\n")
+    assert "replaying dead letters" not in again.stderr
+
+
+def _window() -> tuple[datetime, datetime]:
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    return start, start + timedelta(days=5)
