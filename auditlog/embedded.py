@@ -13,11 +13,13 @@ import json
 import logging
 import os
 import secrets
+import signal
 import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -215,7 +217,8 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
     gateway = None
     try:
         if seed:
-            seed_and_wait(settings, producer, gave_up=lambda: bool(outcome) or stop.is_set())
+            with _sigterm_interrupts():
+                seed_and_wait(settings, producer, gave_up=lambda: bool(outcome) or stop.is_set())
         if not outcome:
             threading.Thread(target=trickle, args=(settings, producer, stop), name="auditlog-trickle",
                              daemon=True).start()
@@ -238,6 +241,25 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         print(f"auditlog up: the consumer stopped: {outcome[-1].reason}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While the seed runs (before uvicorn installs its handlers), SIGTERM stops like Ctrl-C does: through
+    run_embedded's ``finally``, so the producer closes and spools what the broker has not acknowledged,
+    instead of the process dying with the seed half sent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _say(line: str) -> None:
