@@ -206,14 +206,15 @@ def kafka_status() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(quiet: Quiet = False) -> None:
     """Apply the ClickHouse migrations (clickhouse/NNNN_*.sql), each once."""
     from clickhouse.client import get_client
     from clickhouse.migrations import migrate as apply
 
     ch = get_settings().clickhouse
-    applied = apply(get_client(ch.dsn, ch.uncompressed_cache_mb), ch.database, ch.table, cluster=ch.cluster,
-                    retention_days=ch.retention_days)
+    with waiting("applying migrations", quiet=quiet):
+        applied = apply(get_client(ch.dsn, ch.uncompressed_cache_mb), ch.database, ch.table, cluster=ch.cluster,
+                        retention_days=ch.retention_days)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
@@ -407,13 +408,14 @@ app.add_typer(dlq_app, name="dlq")
 
 
 @dlq_app.command("list")
-def dlq_list(limit: Annotated[int, typer.Option(min=1, help="how many of the newest dead letters to show")] = 100
-             ) -> None:
+def dlq_list(limit: Annotated[int, typer.Option(min=1, help="how many of the newest dead letters to show")] = 100,
+             quiet: Quiet = False) -> None:
     """The newest dead letters: when, where from (topic/partition/offset), key, size, why."""
     from consumer.dlq_replay import list_dead_letters
 
     settings = get_settings()
-    entries = list_dead_letters(settings, limit)
+    with waiting("reading the dead-letter topic", quiet=quiet):
+        entries = list_dead_letters(settings, limit)
     for e in entries:
         when = e.dead_lettered_at.isoformat(timespec="seconds") if e.dead_lettered_at else "-"
         key = (e.key or b"").decode("utf-8", "replace")
@@ -441,7 +443,7 @@ def count_lines(lines: Iterable[bytes], label: str, quiet: bool) -> Iterator[byt
             progress.advance()
 
 
-add_transparency_commands(app, count_lines)
+add_transparency_commands(app, count_lines, lambda label, quiet: waiting(label, quiet=quiet))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 A bar when the total is known, a running count otherwise, always with the rate,
 drawn with Rich on **stderr** so that stdout keeps only the command's result
-(scripts parse it). Nothing is drawn when stderr is not a terminal (CI logs, pipes,
+(scripts parse it); Rich's redirection of stdout is off, so a result printed
+while the display runs still goes to stdout. Nothing is drawn when stderr is not a terminal (CI logs, pipes,
 cron mail) or with ``--quiet``: the final summary line is the whole output then.
 """
 
@@ -74,7 +75,7 @@ class CommandProgress:
             else:
                 columns += [BarColumn(), MofNCompleteColumn()]
             columns += [RateColumn(), TimeElapsedColumn()]
-            self._progress = Progress(*columns, console=console, transient=False)
+            self._progress = Progress(*columns, console=console, transient=False, redirect_stdout=False)
             self._task = self._progress.add_task(label, total=total)
 
     def __enter__(self) -> CommandProgress:
@@ -117,6 +118,6 @@ def waiting(label: str, *, quiet: bool = False, console: Console | None = None) 
         yield
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as spinner:
+                  transient=True, redirect_stdout=False) as spinner:
         spinner.add_task(label, total=None)
         yield

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -27,17 +28,23 @@ SHOWN = 20
 QUIET_HELP = "no progress on stderr (it is also off when stderr is not a terminal)"
 
 
-# Wraps lines being written or read with a progress display: (lines, label, quiet) → the same lines.
-# auditlog/cli.py passes its own (auditlog.progress: Rich on stderr); this layer may not import it.
+# Progress displays, passed in by auditlog/cli.py (auditlog.progress: Rich on stderr; this layer may not
+# import it). A LineCounter wraps lines being written or read: (lines, label, quiet) → the same lines.
+# A Spinner shows that a step of unknown length runs: (label, quiet) → a context manager.
 LineCounter = Callable[[Iterable[bytes], str, bool], Iterable[bytes]]
+Spinner = Callable[[str, bool], AbstractContextManager[None]]
 
 
 def _uncounted(lines: Iterable[bytes], _label: str, _quiet: bool) -> Iterable[bytes]:
     return lines
 
 
-def add_commands(app: typer.Typer, count_lines: LineCounter = _uncounted) -> None:
-    """Register the commands on the ``auditlog`` Typer app; ``count_lines`` draws their progress."""
+def _no_spinner(_label: str, _quiet: bool) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def add_commands(app: typer.Typer, count_lines: LineCounter = _uncounted, spinner: Spinner = _no_spinner) -> None:
+    """Register the commands on the ``auditlog`` Typer app; ``count_lines`` and ``spinner`` draw progress."""
 
     @app.command("verify")
     def verify(
@@ -61,7 +68,9 @@ def add_commands(app: typer.Typer, count_lines: LineCounter = _uncounted) -> Non
         """
         args = argparse.Namespace(workspace=workspace, export=export, checkpoint=checkpoint, key=key or [],
                                   no_topic=no_topic)
-        code = cmd_verify(get_settings(), args, lambda lines: count_lines(lines, "verifying log lines", quiet))
+        online = export is None and workspace is not None  # offline, the lines are counted instead
+        with spinner("verifying the stored log", quiet or not online):
+            code = cmd_verify(get_settings(), args, lambda lines: count_lines(lines, "verifying log lines", quiet))
         if code:
             raise typer.Exit(code)
 

@@ -73,3 +73,15 @@ def test_stderr_that_is_not_a_terminal_stays_empty(capsys, monkeypatch):
     monkeypatch.setenv("TTY_COMPATIBLE", "0")
     assert len(list(count_lines([b"x\n"] * 10, "verifying log lines", False))) == 10
     assert capsys.readouterr().err == ""
+
+
+def test_a_result_printed_while_progress_is_drawn_still_goes_to_stdout(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    with waiting("verifying the stored log"):
+        print("verified: 12 leaves")
+    with CommandProgress("exporting log lines") as progress:
+        print("wrote 1 line")
+        progress.advance()
+    captured = capsys.readouterr()
+    assert captured.out == "verified: 12 leaves\nwrote 1 line\n"
+    assert "verified" not in captured.err and "exporting log lines" in captured.err
