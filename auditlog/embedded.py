@@ -3,8 +3,8 @@
 chDB opens one data path per process, so in the embedded default the
 consumer (a thread) and the API (uvicorn) share this process. It starts the
 local Kafka, applies migrations, seeds a reference workspace through the real
-producer → Kafka → consumer path, keeps a trickle of live events flowing, and
-prints the URL and bearer tokens.
+producer → Kafka → consumer path, waits until those events are readable, then
+prints the URL and bearer tokens and keeps a trickle of live events flowing.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ import json
 import logging
 import os
 import secrets
+import signal
 import stat
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,22 +102,21 @@ def with_local_secrets(settings: Settings, path: Path = SECRETS_FILE) -> Setting
 
 def seed_reference_workspace(settings: Settings, producer: AuditProducer) -> int:
     """Emit the reference workspace's history unless it already has events; returns how many were sent."""
-    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
-    existing = client.query(
-        f"SELECT count() FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
-        parameters={"ws": settings.demo.workspace_id},
-    ).result_rows[0][0]
+    ws = settings.demo.workspace_id
+    existing = readable_events(settings, ws)
     if existing:
-        logger.info("seed_skipped workspace=%s existing=%d", settings.demo.workspace_id, existing)
+        logger.info("seed_skipped workspace=%s existing=%d", ws, existing)
         return 0
+    _say(f"Seeding {ws} with {settings.demo.seed_events:,} events through Kafka and the consumer; "
+         "the URL and tokens follow once they are readable...")
     now = datetime.now(UTC)
     sent = 0
-    for event in reference_history(settings.demo.workspace_id, settings.demo.seed_events,
+    for event in reference_history(ws, settings.demo.seed_events,
                                    now - timedelta(days=settings.demo.seed_days), now - timedelta(minutes=5)):
         producer.emit_event(event)
         sent += 1
     producer.flush(60)
-    logger.info("seed_sent workspace=%s events=%d", settings.demo.workspace_id, sent)
+    logger.info("seed_sent workspace=%s events=%d", ws, sent)
     return sent
 
 
@@ -125,7 +128,59 @@ def trickle(settings: Settings, producer: AuditProducer, stop: threading.Event) 
         producer.emit_event(generator.event(settings.demo.workspace_id, datetime.now(UTC)))
 
 
+def readable_events(settings: Settings, workspace_id: str) -> int:
+    """How many distinct events of ``workspace_id`` the store returns now (what the API can show)."""
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    return int(client.query(
+        f"SELECT uniqExact(id) FROM {settings.events_table} WHERE workspace_id = {{ws:String}}",
+        parameters={"ws": workspace_id},
+    ).result_rows[0][0])
+
+
+def wait_until_stored(settings: Settings, expected: int, timeout: float, gave_up: Callable[[], bool],
+                      poll_seconds: float = 0.5) -> int:
+    """Wait until ``expected`` events of the reference workspace are readable; returns how many are.
+
+    Returns early (with the count so far) after ``timeout`` seconds or as soon as ``gave_up()`` is
+    true (the consumer stopped, the process is stopping).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = readable_events(settings, settings.demo.workspace_id)
+        if stored >= expected or gave_up() or time.monotonic() >= deadline:
+            return stored
+        time.sleep(poll_seconds)
+
+
+def seed_and_wait(settings: Settings, producer: AuditProducer, gave_up: Callable[[], bool]) -> None:
+    """Seed the reference workspace and return once its events are readable, saying so on stdout.
+
+    The banner comes after this, so the page it points at shows the seeded history rather than an
+    empty or half-filled list. The wait is bounded (``AUDITLOG_DEMO__SEED_WAIT_SECONDS``); past it the
+    message says how many events are readable so far, and the product starts anyway.
+    """
+    ws = settings.demo.workspace_id
+    started = time.monotonic()
+    sent = seed_reference_workspace(settings, producer)
+    if not sent:
+        return
+    stored = wait_until_stored(settings, sent, settings.demo.seed_wait_seconds, gave_up)
+    took = time.monotonic() - started
+    if stored >= sent:
+        _say(f"Seeded {ws}: {stored:,} events readable after {took:.1f} s.")
+    elif not gave_up():
+        _say(f"Still storing {ws}: {stored:,} of {sent:,} events readable after {took:.0f} s "
+             f"(AUDITLOG_DEMO__SEED_WAIT_SECONDS={settings.demo.seed_wait_seconds:g}); starting anyway, "
+             "the page fills as the consumer catches up.")
+
+
 def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = True) -> int:
+    """Run the whole product in this process until SIGINT/SIGTERM; returns the exit code.
+
+    Order matters for an honest first run: Kafka is ready only once it takes an idempotent produce
+    (deploy/local_kafka.py), the seed is stored and readable before the banner, and the API starts
+    serving right after the banner.
+    """
     if start_kafka:
         local_kafka(settings).start()
     ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic],
@@ -159,19 +214,19 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
 
     consumer_thread = threading.Thread(target=consume, name="auditlog-consumer", daemon=True)
     consumer_thread.start()
-
-    def background() -> None:
-        if seed:
-            seed_reference_workspace(settings, producer)
-        trickle(settings, producer, stop)
-
-    threading.Thread(target=background, name="auditlog-seed", daemon=True).start()
-    gateway = build_sql_gateway(settings)
-    if gateway is not None:
-        gateway.start()
-    _print_banner(settings, banner_lines(gateway, settings) if gateway is not None else [])
+    gateway = None
     try:
-        server.run()
+        if seed:
+            with _sigterm_interrupts():
+                seed_and_wait(settings, producer, gave_up=lambda: bool(outcome) or stop.is_set())
+        if not outcome:
+            threading.Thread(target=trickle, args=(settings, producer, stop), name="auditlog-trickle",
+                             daemon=True).start()
+            gateway = build_sql_gateway(settings)
+            if gateway is not None:
+                gateway.start()
+            _print_banner(settings, banner_lines(gateway, settings) if gateway is not None else [])
+            server.run()
     finally:
         if gateway is not None:
             gateway.stop()
@@ -186,6 +241,29 @@ def run_embedded(settings: Settings, *, start_kafka: bool = True, seed: bool = T
         print(f"auditlog up: the consumer stopped: {outcome[-1].reason}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While the seed runs (before uvicorn installs its handlers), SIGTERM stops like Ctrl-C does: through
+    run_embedded's ``finally``, so the producer closes and spools what the broker has not acknowledged,
+    instead of the process dying with the seed half sent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - the command's own output, next to the banner
 
 
 def _print_banner(settings: Settings, extra: list[str]) -> None:

@@ -111,6 +111,8 @@ class ApiSettings(BaseModel):
     export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     # The `service` of the audit events the API itself records (an export's WORKSPACE_AUDIT_EXPORTED).
     service_name: str = Field(default="auditlog-query-api", min_length=1, max_length=100)
+    # The longest lifetime `auditlog token --ttl` issues (a development/script token, not an IdP's).
+    token_max_ttl_seconds: int = Field(default=30 * 86400, gt=0)
     # Shows the "sign in as owner / admin / member" helper on the Audit page;
     # only the embedded run mode (`auditlog up`) turns it on.
     demo_sign_in: bool = False
@@ -123,6 +125,9 @@ class DemoSettings(BaseModel):
     seed_events: int = Field(default=50_000, ge=0)
     seed_days: int = Field(default=180, ge=1)
     trickle_seconds: float = Field(default=2.0, gt=0)
+    # `auditlog up` prints its banner once the seeded events are readable, waiting at most this long
+    # (then it says how many are stored so far and starts anyway).
+    seed_wait_seconds: float = Field(default=180.0, gt=0)
 
 
 class SqlGatewaySettings(BaseModel):

@@ -14,7 +14,7 @@ again behind that mark and waits for the next run, so a run cannot loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -142,8 +142,12 @@ def replay_group(settings: Settings) -> str:
     return f"{settings.consumer.group_id}.dlq-replay"
 
 
-def replay_dead_letters(settings: Settings, *, timeout: float = 30.0) -> int:
+def replay_dead_letters(settings: Settings, *, timeout: float = 30.0,
+                        on_progress: Callable[[int], None] | None = None) -> int:
     """Re-publish every dead letter not replayed before to the main topic; returns how many.
+
+    ``on_progress(sent)`` is called after each letter is handed to the producer (``auditlog dlq
+    replay`` draws its running count from it).
 
     Raises:
         DeadLetterFailed: the main topic did not acknowledge every copy; nothing is committed,
@@ -179,6 +183,8 @@ def replay_dead_letters(settings: Settings, *, timeout: float = 30.0) -> int:
             producer.poll(0)
             positions[message.partition() or 0] = (message.offset() or 0) + 1
             sent += 1
+            if on_progress is not None:
+                on_progress(sent)
         left = producer.flush(timeout)
         if left or failures:
             raise DeadLetterFailed(f"the main topic did not take {left + len(failures)} replayed message(s): "

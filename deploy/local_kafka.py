@@ -92,8 +92,16 @@ class LocalKafka:
         return pid
 
     def accepts_produce(self, timeout: float = 5.0) -> bool:
+        """Whether the broker acknowledges an *idempotent* produce within ``timeout`` seconds.
+
+        Idempotent, as the product's producers are: the probe waits out the broker's first producer-id
+        allocation ("Coordinator load in progress" for a few seconds after a start), so by the time
+        ``start()`` returns, a producer gets its id at once instead of logging librdkafka's
+        "Failed to acquire idempotence PID" warning. ``log_level`` 0 keeps the probe's own retries quiet.
+        """
         producer = Producer({
             "bootstrap.servers": self.config.bootstrap_servers,
+            "enable.idempotence": True,
             "message.timeout.ms": int(timeout * 1000),
             "socket.connection.setup.timeout.ms": 2000,
             "log_level": 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from config.settings import Settings
@@ -28,8 +29,12 @@ def replay_spool(settings: Settings, timeout: float = 60.0) -> tuple[int, int]:
     return result.sent, result.respooled
 
 
-def replay(settings: Settings, timeout: float = 60.0) -> ReplayResult:
+def replay(settings: Settings, timeout: float = 60.0, *, on_progress: Callable[[int, int], None] | None = None
+           ) -> ReplayResult:
     """Send every spooled message, including those of replays that were killed; crash-safe.
+
+    ``on_progress(handed, total)`` is called after each message is handed to the producer
+    (``auditlog spool replay`` draws its progress from it).
 
     The spool and any orphaned claim files are claimed (locked, see
     producers/spool.py) and stay on disk until every message in them has an
@@ -49,9 +54,14 @@ def replay(settings: Settings, timeout: float = 60.0) -> ReplayResult:
     try:
         producer = AuditProducer.from_settings(settings)
         try:
+            total = sum(len(claim.records) for claim in claims)
+            handed = 0
             for claim in claims:
                 for key, value in claim.records:
                     producer.produce_encoded(key, value)
+                    handed += 1
+                    if on_progress is not None:
+                        on_progress(handed, total)
         finally:
             outcomes = producer.close(timeout)
     except BaseException:

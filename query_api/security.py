@@ -20,6 +20,9 @@ from config.settings import HMAC_KEY_BYTES, ApiSettings, jwt_key_problems
 from query_api.errors import NoAccess, NotAuthenticated
 
 READER_ROLES = frozenset({"owner", "admin"})
+# The roles of a workspace's people: owners and admins read the audit log, a member gets the no-access
+# message. Tokens from an IdP may carry others (they read nothing); `auditlog token` issues only these.
+WORKSPACE_ROLES = ("owner", "admin", "member")
 
 NO_ACCESS_MESSAGE = (
     "Sorry, the audit log of this workspace is only available to its owners and admins. "
@@ -90,7 +93,13 @@ class TokenVerifier:
 
 def issue_token(settings: ApiSettings, *, user_id: str, email: str, roles: dict[str, str],
                 ttl_seconds: int = 12 * 3600, private_key: str | None = None) -> str:
-    """A signed token for local use (the demo run, tests, scripts). Production tokens come from the IdP."""
+    """A signed token for local use (the demo run, tests, scripts). Production tokens come from the IdP.
+
+    Raises:
+        ValueError: ``ttl_seconds`` is not positive (the token would be born expired).
+    """
+    if ttl_seconds <= 0:
+        raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,

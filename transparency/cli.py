@@ -1,4 +1,5 @@
-"""The ``auditlog verify`` and ``auditlog export-log`` commands (registered by auditlog/cli.py).
+"""The ``auditlog verify``, ``auditlog sequence`` and ``auditlog export-log`` commands (registered by
+auditlog/cli.py on its Typer app).
 
 Exit codes: 0 verified, 2 a divergence was found (the report names the first
 one: leaf index, event id, what is wrong), 1 the check could not run.
@@ -10,43 +11,93 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from config.settings import Settings
+import typer
+
+from config.settings import Settings, get_settings
 from transparency.checkpoint import Keyring, load_public_key, public_pem
 from transparency.verify import Report, load_checkpoints, verify_export
 
 logger = logging.getLogger(__name__)
 
 SHOWN = 20
+QUIET_HELP = "no progress on stderr (it is also off when stderr is not a terminal)"
 
 
-def add_commands(sub: Any) -> None:
-    """Register the commands on the ``auditlog`` sub-parser set."""
-    verify = sub.add_parser(
-        "verify", help="check a workspace's log against its signed checkpoints, or a log export offline",
-        description="Online: --workspace WS (the stored log, the checkpoints, the checkpoint topic). "
-                    "Offline: --export FILE --checkpoint CP.json --key PUB.pem (nothing but the files).")
-    verify.add_argument("--workspace", help="verify the stored log of this workspace")
-    verify.add_argument("--export", type=Path, help="a log export (JSONL) to verify offline")
-    verify.add_argument("--checkpoint", type=Path, help="offline: a checkpoint JSON (one, a list, or the API's answer)")
-    verify.add_argument("--key", type=Path, action="append", default=[],
-                        help="offline: a trusted Ed25519 public key (PEM); repeat for rotated keys")
-    verify.add_argument("--no-topic", action="store_true",
-                        help="online: do not compare with the checkpoints published on the topic")
-    verify.set_defaults(func=cmd_verify)
+# Progress displays, passed in by auditlog/cli.py (auditlog.progress: Rich on stderr; this layer may not
+# import it). A LineCounter wraps lines being written or read: (lines, label, quiet) → the same lines.
+# A Spinner shows that a step of unknown length runs: (label, quiet) → a context manager.
+LineCounter = Callable[[Iterable[bytes], str, bool], Iterable[bytes]]
+Spinner = Callable[[str, bool], AbstractContextManager[None]]
 
-    sequence = sub.add_parser("sequence", help="run only the sequencer (one per deployment; SIGTERM stops it)")
-    sequence.set_defaults(func=cmd_sequence)
 
-    export = sub.add_parser("export-log", help="write a workspace's log export, its latest checkpoint and the "
-                                               "public key, for offline verification")
-    export.add_argument("--workspace", required=True)
-    export.add_argument("--out", type=Path, required=True, help="the JSONL log export")
-    export.add_argument("--checkpoint-out", type=Path, help="the latest checkpoint (the export is cut at its size)")
-    export.add_argument("--key-out", type=Path, help="the public key (PEM)")
-    export.set_defaults(func=cmd_export_log)
+def _uncounted(lines: Iterable[bytes], _label: str, _quiet: bool) -> Iterable[bytes]:
+    return lines
+
+
+def _no_spinner(_label: str, _quiet: bool) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def add_commands(app: typer.Typer, count_lines: LineCounter = _uncounted, spinner: Spinner = _no_spinner) -> None:
+    """Register the commands on the ``auditlog`` Typer app; ``count_lines`` and ``spinner`` draw progress."""
+
+    @app.command("verify")
+    def verify(
+        workspace: Annotated[str | None, typer.Option(help="online: verify the stored log of this workspace")
+                             ] = None,
+        export: Annotated[Path | None, typer.Option(help="offline: a log export (JSONL) to verify",
+                                                    dir_okay=False)] = None,
+        checkpoint: Annotated[Path | None, typer.Option(help="offline: a checkpoint JSON (one, a list, or the "
+                                                             "API's answer)", dir_okay=False)] = None,
+        key: Annotated[list[Path] | None, typer.Option(help="offline: a trusted Ed25519 public key (PEM); "
+                                                            "repeat for rotated keys", dir_okay=False)] = None,
+        no_topic: Annotated[bool, typer.Option("--no-topic", help="online: do not compare with the checkpoints "
+                                                                  "published on the topic")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    ) -> None:
+        """Check a workspace's log against its signed checkpoints, or a log export offline.
+
+        Online: --workspace WS (the stored log, the checkpoints, the checkpoint topic). Offline: --export FILE
+        --checkpoint CP.json --key PUB.pem (nothing but the files). Exit 2 names the first divergence; 1: the
+        check could not run.
+        """
+        args = argparse.Namespace(workspace=workspace, export=export, checkpoint=checkpoint, key=key or [],
+                                  no_topic=no_topic)
+        online = export is None and workspace is not None  # offline, the lines are counted instead
+        with spinner("verifying the stored log", quiet or not online):
+            code = cmd_verify(get_settings(), args, lambda lines: count_lines(lines, "verifying log lines", quiet))
+        if code:
+            raise typer.Exit(code)
+
+    @app.command("sequence")
+    def sequence() -> None:
+        """Run only the sequencer (one per deployment); SIGTERM stops it.
+
+        For deployments whose consumers run with AUDITLOG_TRANSPARENCY__ENABLED=false.
+        """
+        cmd_sequence(get_settings())
+
+    @app.command("export-log")
+    def export_log(
+        workspace: Annotated[str, typer.Option(help="the workspace whose log to export")],
+        out: Annotated[Path, typer.Option(help="where to write the JSONL log export", dir_okay=False)],
+        checkpoint_out: Annotated[Path | None, typer.Option(help="where to write the latest checkpoint (the "
+                                                                 "export is cut at its size)", dir_okay=False)
+                                  ] = None,
+        key_out: Annotated[Path | None, typer.Option(help="where to write the public key (PEM)", dir_okay=False)
+                           ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    ) -> None:
+        """Write a workspace's log export, its latest checkpoint and the public key, for offline checks."""
+        args = argparse.Namespace(workspace=workspace, out=out, checkpoint_out=checkpoint_out, key_out=key_out)
+        code = cmd_export_log(get_settings(), args, lambda lines: count_lines(lines, "exporting log lines", quiet))
+        if code:
+            raise typer.Exit(code)
 
 
 def print_report(report: Report) -> None:
@@ -59,7 +110,8 @@ def print_report(report: Report) -> None:
         print(f"  note: {note}")
 
 
-def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_verify(settings: Settings, args: argparse.Namespace,
+               counted: Callable[[Iterable[bytes]], Iterable[bytes]] = lambda lines: lines) -> int:
     if args.export is not None:
         if args.checkpoint is None or not args.key:
             print("auditlog verify --export needs --checkpoint and at least one --key", file=sys.stderr)
@@ -67,7 +119,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         ring = Keyring(load_public_key(path.read_bytes()) for path in args.key)
         checkpoints = load_checkpoints(args.checkpoint.read_text("utf-8"))
         with args.export.open("rb") as lines:
-            report = verify_export(lines, checkpoints, ring)
+            report = verify_export(counted(lines), checkpoints, ring)
     elif args.workspace:
         from transparency.audit import verify_workspace
         from transparency.service import load_keyring, read_published
@@ -89,7 +141,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.ok else 2
 
 
-def cmd_sequence(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_sequence(settings: Settings) -> int:
     """The sequencer alone: for deployments whose consumers run with AUDITLOG_TRANSPARENCY__ENABLED=false."""
     import signal
     import threading
@@ -103,7 +155,8 @@ def cmd_sequence(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_export_log(settings: Settings, args: argparse.Namespace,
+                   counted: Callable[[Iterable[bytes]], Iterable[bytes]] = lambda lines: lines) -> int:
     from clickhouse.client import get_client
     from transparency.export import log_lines
     from transparency.sequencer import tables_for
@@ -116,7 +169,7 @@ def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
     size = checkpoints[-1].tree_size if checkpoints else None
     lines = 0
     with args.out.open("wb") as out:
-        for line in log_lines(settings, args.workspace, size):
+        for line in counted(log_lines(settings, args.workspace, size)):
             out.write(line)
             lines += 1
     if args.checkpoint_out is not None:

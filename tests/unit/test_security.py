@@ -52,3 +52,9 @@ def test_an_expired_token_is_401():
                        API.jwt_secret, algorithm="HS256")
     with pytest.raises(NotAuthenticated, match="expired"):
         TokenVerifier(API).verify("Bearer " + token)
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_a_token_born_expired_is_refused_at_issue(ttl):
+    with pytest.raises(ValueError, match="ttl_seconds must be positive"):
+        issue_token(API, user_id="u1", email="e", roles={"ws_1": "owner"}, ttl_seconds=ttl)
