@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from benchmarks.postgres import free_port
 from benchmarks.shapes import PAGE_SIZE, Shape
 from config.settings import Settings
 from query_api.app import build_context, create_app
+from query_api.context import ApiContext
 from query_api.cursor import Cursor
 from query_api.security import issue_token
 
@@ -47,10 +49,15 @@ def _urls(shapes: list[Shape], settings: Settings, workspaces: list[str]) -> lis
 
 
 def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], seconds: float,
-              concurrency: int, workdir: Path) -> dict[str, Any]:
-    """Requests/s, p50/p99 and errors of ``concurrency`` clients for ``seconds`` against the running API."""
+              concurrency: int, workdir: Path, export_workspace: str | None = None,
+              context: ApiContext | None = None) -> dict[str, Any]:
+    """Requests/s, p50/p99 and errors of ``concurrency`` clients for ``seconds`` against the running API.
+
+    ``export_workspace``: one more client exports that workspace (JSONL) again and again meanwhile.
+    ``context``: the API's parts, when not built from ``settings`` (the benchmark's "one shared client").
+    """
     port = free_port()
-    app = create_app(build_context(settings))
+    app = create_app(context or build_context(settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, name="bench-api", daemon=True)
@@ -66,8 +73,9 @@ def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], se
     for url in urls[: len(shapes) * 2]:
         httpx.get(base_url + url, headers={"Authorization": f"Bearer {token}"}, timeout=30).raise_for_status()
     spec = workdir / "loadgen.json"
+    export_url = f"/v1/workspaces/{export_workspace}/audit/export?format=jsonl" if export_workspace else None
     spec.write_text(json.dumps({"base_url": base_url, "token": token, "urls": urls, "seconds": seconds,
-                                "concurrency": concurrency}))
+                                "concurrency": concurrency, "export_url": export_url}))
     try:
         out = subprocess.run([sys.executable, "-m", "benchmarks.loadgen", str(spec)], check=True,
                              capture_output=True, text=True, timeout=seconds + 120)
@@ -76,6 +84,8 @@ def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], se
         server.should_exit = True
         thread.join(timeout=30)
     result["concurrency"] = concurrency
-    logger.info("bench_api_load requests_per_s=%.1f p99_ms=%.1f errors=%d", result["requests_per_s"],
-                result["p99_ms"] or -1, result["errors"])
+    result["load_average"] = os.getloadavg()
+    logger.info("bench_api_load requests_per_s=%.1f p99_ms=%.1f errors=%d exports=%s load=%s",
+                result["requests_per_s"], result["p99_ms"] or -1, result["errors"], result.get("exports"),
+                result["load_average"])
     return result

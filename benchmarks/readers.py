@@ -1,0 +1,151 @@
+"""Readers in parallel and the rare actor, measured one change at a time on a dataset built once.
+
+    python -m benchmarks.readers build --path /tmp/readers-10m --events 10000000
+    python -m benchmarks.readers load --path /tmp/readers-10m --mode shared          # before: one client
+    python -m benchmarks.readers load --path /tmp/readers-10m --mode pool --export   # after, export alongside
+    python -m benchmarks.readers pages --path /tmp/readers-10m                       # warm page p50/p99
+
+``make bench`` rebuilds its dataset every run (and loads PostgreSQL too); this
+keeps one chDB path so that each variant (pool size, threads per query, the
+actor summary) is measured alone against the same data, each run its own
+process (chDB opens one path per process). Every result is one JSON line with
+the load average next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dataset, measure
+from benchmarks.api_load import load_test
+from benchmarks.shapes import build_shapes
+from clickhouse.client import get_client
+from clickhouse.migrations import migrate
+from clickhouse.pool import SharedClient
+from config.settings import Settings
+from query_api.app import build_context
+from query_api.queries import EventReader
+
+logger = logging.getLogger("benchmarks.readers")
+
+DATABASE = "bench"
+TABLE = "events"
+_META = "readers-dataset.json"
+
+
+def _settings(path: Path, api: dict[str, Any] | None = None) -> Settings:
+    return Settings.model_validate({
+        "clickhouse": {"dsn": f"chdb://{path / 'chdb'}", "database": DATABASE, "table": TABLE},
+        "api": {"jwt_secret": "bench-secret-with-at-least-32-bytes!!", "cursor_secret": "bench-cursor",
+                **(api or {})},
+    })
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark's dataset (``benchmarks.dataset``) in a chDB path of its own, kept for later runs."""
+    settings = _settings(args.path)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    migrate(client, DATABASE, TABLE)
+    t0 = time.perf_counter()
+    dataset.build_pool(client, f"{DATABASE}.pool", args.workspaces, args.pool_per_workspace)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    data = dataset.expand(client, settings.events_table, f"{DATABASE}.pool", args.events, args.workspaces,
+                          args.pool_per_workspace, end)
+    client.command(f"OPTIMIZE TABLE {settings.events_table} FINAL")
+    client.command(f"DROP TABLE {DATABASE}.pool")
+    meta = {"events": args.events, "workspaces": args.workspaces, "start": data.start.isoformat(),
+            "end": data.end.isoformat(), "build_s": time.perf_counter() - t0}
+    (args.path / _META).write_text(json.dumps(meta))
+    return meta
+
+
+def _dataset(path: Path, table: str) -> dataset.Dataset:
+    meta = json.loads((path / _META).read_text())
+    return dataset.Dataset(table, meta["events"], meta["workspaces"], datetime.fromisoformat(meta["start"]),
+                           datetime.fromisoformat(meta["end"]))
+
+
+def load(args: argparse.Namespace) -> dict[str, Any]:
+    """The API under load: ``shared`` (one client for everything, as before) or ``pool`` (the pools)."""
+    api: dict[str, Any] = {}
+    if args.page_handles:
+        api["page_handles"] = args.page_handles
+    if args.page_threads:
+        api["page_max_threads"] = args.page_threads
+    settings = _settings(args.path, api)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    migrate(client, DATABASE, TABLE)
+    data = _dataset(args.path, settings.events_table)
+    shapes = build_shapes(client, data)
+    context = build_context(settings)
+    if args.mode == "shared":
+        context.reader = EventReader(client, settings.events_table)
+        context.exports = SharedClient(client)
+    workspaces = [dataset.workspace_name(i) for i in range(data.workspaces)]
+    export = dataset.BIG_WORKSPACE if args.export else None
+    with tempfile.TemporaryDirectory() as workdir:
+        result = load_test(settings, shapes, workspaces, args.seconds, args.concurrency, Path(workdir),
+                           export_workspace=export, context=context)
+    return {"mode": args.mode, "export_alongside": bool(args.export), "page_handles": settings.api.page_handles,
+            "page_max_threads": settings.api.page_max_threads, **result}
+
+
+def pages(args: argparse.Namespace) -> dict[str, Any]:
+    """Warm p50/p99 of every page shape through ``EventReader`` (one caller, as ``make bench`` measures)."""
+    settings = _settings(args.path)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    migrate(client, DATABASE, TABLE)
+    shapes = build_shapes(client, _dataset(args.path, settings.events_table))
+    if args.only:
+        shapes = [s for s in shapes if s.name == args.only]
+    reader = EventReader(client, settings.events_table)
+    result = measure.ch_pages(client, reader, shapes, args.warm, 0, False)
+    return {"pages": {name: {m: lat.as_dict() for m, lat in by.items()} for name, by in result.items()},
+            "load_average": os.getloadavg()}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.readers", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--events", type=int, default=10_000_000)
+    b.add_argument("--workspaces", type=int, default=100)
+    b.add_argument("--pool-per-workspace", type=int, default=3000)
+    lo = sub.add_parser("load")
+    lo.add_argument("--mode", choices=("shared", "pool"), default="pool")
+    lo.add_argument("--export", action="store_true", help="one client exports the big workspace meanwhile")
+    lo.add_argument("--seconds", type=float, default=60.0)
+    lo.add_argument("--concurrency", type=int, default=32)
+    lo.add_argument("--page-handles", type=int, default=0, help="default: the setting's")
+    lo.add_argument("--page-threads", type=int, default=0, help="default: the setting's")
+    pg = sub.add_parser("pages")
+    pg.add_argument("--warm", type=int, default=100)
+    pg.add_argument("--only", default="", help="one shape by name, e.g. 'rare actor'")
+    for parser in (b, lo, pg):
+        parser.add_argument("--path", type=Path, required=True)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args.path.mkdir(parents=True, exist_ok=True)
+    result = {"build": build, "load": load, "pages": pages}[args.command](args)
+    result["load_average_end"] = os.getloadavg()
+    print(json.dumps(result, default=str))  # noqa: T201 - the figures are this command's output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
