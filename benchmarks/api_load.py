@@ -23,10 +23,12 @@ import uvicorn
 
 from benchmarks.postgres import free_port
 from benchmarks.shapes import PAGE_SIZE, Shape
+from clickhouse.pool import SharedClient
 from config.settings import Settings
 from query_api.app import build_context, create_app
 from query_api.context import ApiContext
 from query_api.cursor import Cursor
+from query_api.queries import EventReader
 from query_api.security import issue_token
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,28 @@ def _urls(shapes: list[Shape], settings: Settings, workspaces: list[str]) -> lis
                 params = {k: v for k, v in shape.query_string().items()}
                 urls.append(f"{base}?{urlencode(params)}" if params else base)
     return urls
+
+
+def one_client_context(settings: Settings) -> ApiContext:
+    """The API's parts as they were before the reader pools: one client for pages and exports alike."""
+    context = build_context(settings)
+    client = context.client
+    context.reader = EventReader(client, settings.events_table)
+    context.exports = SharedClient(client)
+    return context
+
+
+def load_scenarios(settings: Settings, shapes: list[Shape], workspaces: list[str], seconds: float,
+                   concurrency: int, workdir: Path, export_workspace: str) -> dict[str, dict[str, Any]]:
+    """The load test three ways, side by side: the API as built (reader pools), the same with an export
+    running alongside, and one shared client for everything (before the pools)."""
+    return {
+        "pools": load_test(settings, shapes, workspaces, seconds, concurrency, workdir),
+        "pools, export alongside": load_test(settings, shapes, workspaces, seconds, concurrency, workdir,
+                                             export_workspace=export_workspace),
+        "one shared client (before)": load_test(settings, shapes, workspaces, seconds, concurrency, workdir,
+                                                context=one_client_context(settings)),
+    }
 
 
 def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], seconds: float,

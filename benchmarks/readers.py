@@ -4,10 +4,11 @@
     python -m benchmarks.readers load --path /tmp/readers-10m --mode shared          # before: one client
     python -m benchmarks.readers load --path /tmp/readers-10m --mode pool --export   # after, export alongside
     python -m benchmarks.readers pages --path /tmp/readers-10m                       # warm page p50/p99
+    python -m benchmarks.readers project --path /tmp/readers-10m --file candidate.sql  # storage it costs
 
 ``make bench`` rebuilds its dataset every run (and loads PostgreSQL too); this
 keeps one chDB path so that each variant (pool size, threads per query, the
-actor summary) is measured alone against the same data, each run its own
+a candidate migration) is measured alone against the same data, each run its own
 process (chDB opens one path per process). Every result is one JSON line with
 the load average next to it.
 """
@@ -26,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dataset, measure
-from benchmarks.api_load import load_test
+from benchmarks.api_load import load_test, one_client_context
 from benchmarks.shapes import build_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
-from clickhouse.pool import SharedClient
 from config.settings import Settings
 from query_api.app import build_context
 from query_api.queries import EventReader
@@ -86,10 +86,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     migrate(client, DATABASE, TABLE)
     data = _dataset(args.path, settings.events_table)
     shapes = build_shapes(client, data)
-    context = build_context(settings)
-    if args.mode == "shared":
-        context.reader = EventReader(client, settings.events_table)
-        context.exports = SharedClient(client)
+    context = one_client_context(settings) if args.mode == "shared" else build_context(settings)
     workspaces = [dataset.workspace_name(i) for i in range(data.workspaces)]
     export = dataset.BIG_WORKSPACE if args.export else None
     with tempfile.TemporaryDirectory() as workdir:
@@ -108,9 +105,31 @@ def pages(args: argparse.Namespace) -> dict[str, Any]:
     if args.only:
         shapes = [s for s in shapes if s.name == args.only]
     reader = EventReader(client, settings.events_table)
-    result = measure.ch_pages(client, reader, shapes, args.warm, 0, False)
+    result = measure.ch_pages(client, reader, shapes, args.warm, args.cold, args.cold > 0 and measure.drop_os_cache())
     return {"pages": {name: {m: lat.as_dict() for m, lat in by.items()} for name, by in result.items()},
             "load_average": os.getloadavg()}
+
+
+def project(args: argparse.Namespace) -> dict[str, Any]:
+    """Apply a migration file (e.g. clickhouse/pending/0008_*.sql) to the dataset; its build time and storage."""
+    from clickhouse.migrations import Migration
+
+    settings = _settings(args.path)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    t0 = time.perf_counter()
+    for statement in Migration(0, "candidate", args.file.read_text()).statements(DATABASE, TABLE):
+        client.command(statement, settings={"mutations_sync": 2})
+    build_s = time.perf_counter() - t0
+    rows = client.query(
+        "SELECT name, sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes)"
+        " FROM system.projection_parts WHERE database = {db:String} AND table = {t:String} AND active"
+        " GROUP BY name", parameters={"db": DATABASE, "t": TABLE}).result_rows
+    table_bytes = client.query(
+        "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = {db:String} AND table = {t:String}"
+        " AND active", parameters={"db": DATABASE, "t": TABLE}).result_rows[0][0]
+    return {"file": str(args.file), "build_s": build_s, "table_compressed_bytes": int(table_bytes),
+            "projections": [{"name": r[0], "rows": int(r[1]), "compressed_bytes": int(r[2]),
+                             "uncompressed_bytes": int(r[3])} for r in rows]}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,7 +149,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pg = sub.add_parser("pages")
     pg.add_argument("--warm", type=int, default=100)
     pg.add_argument("--only", default="", help="one shape by name, e.g. 'rare actor'")
-    for parser in (b, lo, pg):
+    pg.add_argument("--cold", type=int, default=0, help="cold samples per shape")
+    pj = sub.add_parser("project")
+    pj.add_argument("--file", type=Path, required=True)
+    for parser in (b, lo, pg, pj):
         parser.add_argument("--path", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -141,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args.path.mkdir(parents=True, exist_ok=True)
-    result = {"build": build, "load": load, "pages": pages}[args.command](args)
+    result = {"build": build, "load": load, "pages": pages, "project": project}[args.command](args)
     result["load_average_end"] = os.getloadavg()
     print(json.dumps(result, default=str))  # noqa: T201 - the figures are this command's output
     return 0
