@@ -104,7 +104,7 @@ def pages(args: argparse.Namespace) -> dict[str, Any]:
     shapes = build_shapes(client, _dataset(args.path, settings.events_table))
     if args.only:
         shapes = [s for s in shapes if s.name == args.only]
-    reader = EventReader(client, settings.events_table, actor_days=args.actor_days)
+    reader = EventReader(client, settings.events_table)
     result = measure.ch_pages(client, reader, shapes, args.warm, args.cold, args.cold > 0 and measure.drop_os_cache())
     return {"pages": {name: {m: lat.as_dict() for m, lat in by.items()} for name, by in result.items()},
             "load_average": os.getloadavg()}
@@ -149,7 +149,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pg = sub.add_parser("pages")
     pg.add_argument("--warm", type=int, default=100)
     pg.add_argument("--only", default="", help="one shape by name, e.g. 'rare actor'")
-    pg.add_argument("--actor-days", action="store_true", help="actor searches look up the actor's days first")
     pg.add_argument("--cold", type=int, default=0, help="cold samples per shape")
     pj = sub.add_parser("project")
     pj.add_argument("--file", type=Path, required=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -52,16 +52,6 @@ PAGE_DENSITY_SECONDS = 600.0
 # rows instead of reading ahead. Pages keep the decompressed blocks they read; exports do not, so
 # one export cannot evict every page's blocks (docs/performance.md has both measured).
 PAGE_SETTINGS = {"read_in_order_use_buffering": 0, "use_uncompressed_cache": 1}
-# Actor days (clickhouse/pending/0008_add_actor_days_projection.sql): an actor search first asks on which
-# UTC days a matching actor appears, then reads only those days. An actor seen on at most this many days
-# is read in one query over its days instead of the newest-first windows; the days become at most
-# ACTOR_RANGES_MAX time ranges (the closest ones joined: a range may cover a day without the actor, never
-# miss one with it).
-ACTOR_DAYS = "actor_days"  # the projection's name
-ACTOR_DAYS = "actor_days"  # the projection's name
-ACTOR_ONE_QUERY_DAYS = 62
-ACTOR_RANGES_MAX = 24
-_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -109,12 +99,10 @@ def _time_bound(column_op: str, name: str, moment: datetime, params: dict[str, A
 
 
 def build_where(workspace_id: str, filters: EventFilters, after: Position | None = None,
-                window: tuple[datetime | None, datetime | None] = (None, None),
-                ranges: Sequence[tuple[datetime, datetime]] = ()) -> Query:
+                window: tuple[datetime | None, datetime | None] = (None, None)) -> Query:
     """The WHERE clause and its parameters for a workspace, filters, keyset position and time window.
 
     ``window`` is (from, to): from inclusive, to exclusive, either open. ``filters.until`` is inclusive.
-    ``ranges``: [from, to) time ranges the rows must lie in (``actor_ranges``); empty: no such bound.
     """
     clauses = ["workspace_id = {ws:String}"]
     params: dict[str, Any] = {"ws": workspace_id}
@@ -136,13 +124,6 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
         # lower(actor_display) is the expression the ngram skip index covers.
         clauses.append("lower(actor_display) LIKE {actor:String}")
         params["actor"] = _like_pattern(filters.actor.lower())
-    if ranges:
-        spans = []
-        for i, (lo, hi) in enumerate(ranges):
-            params[f"r{i}_lo"], params[f"r{i}_hi"] = ch_time(lo), ch_time(hi)
-            spans.append(f"(occurred_at >= {{r{i}_lo:DateTime64(6, 'UTC')}}"
-                         f" AND occurred_at < {{r{i}_hi:DateTime64(6, 'UTC')}})")
-        clauses.append("(" + " OR ".join(spans) + ")")
     if after is not None:
         clauses.append(
             "occurred_at <= {after_t:DateTime64(6, 'UTC')}"
@@ -219,28 +200,6 @@ def _hinted_span(density: float, wanted: int) -> timedelta | None:
     return max(timedelta(seconds=seconds), PAGE_FIRST_WINDOW)
 
 
-def actor_ranges(days: Sequence[date], most: int = ACTOR_RANGES_MAX) -> list[tuple[datetime, datetime]]:
-    """[from, to) UTC ranges, oldest first, that cover every one of ``days`` and at most ``most`` ranges.
-
-    Consecutive days make one range; while there are more than ``most``, the two ranges with the
-    shortest gap between them are joined. Every day given stays covered (a range only ever grows).
-    """
-    if most < 1:
-        raise ValueError("at least one range is needed")
-    ranges: list[tuple[datetime, datetime]] = []
-    for day in sorted(set(days)):
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        if ranges and ranges[-1][1] >= start:
-            ranges[-1] = (ranges[-1][0], start + _DAY)
-        else:
-            ranges.append((start, start + _DAY))
-    while len(ranges) > most:
-        gaps = [ranges[i + 1][0] - ranges[i][1] for i in range(len(ranges) - 1)]
-        i = gaps.index(min(gaps))
-        ranges[i:i + 2] = [(ranges[i][0], ranges[i + 1][1])]
-    return ranges
-
-
 def ch_time(moment: datetime) -> str:
     """The engine's text for a UTC moment; the year is always four digits (strftime does not pad it)."""
     m = moment.astimezone(UTC)
@@ -265,16 +224,11 @@ class EventReader:
 
     A page leases one client for all its queries; ``max_threads`` (None: the engine's
     default) caps the engine threads of each query, so that many pages run side by side.
-    With ``actor_days``, a page with an actor filter first asks on which days a matching
-    actor appears (``actor_ranges``; answered from the actor-days projection where the
-    table has it) and reads only those days: the same rows, fewer granules.
     """
 
-    def __init__(self, source: ClientSource | Client, table: str, max_threads: int | None = None,
-                 actor_days: bool = False) -> None:
+    def __init__(self, source: ClientSource | Client, table: str, max_threads: int | None = None) -> None:
         self._source = client_source(source)
         self._table = table
-        self.actor_days = actor_days
         self._settings: dict[str, Any] = dict(PAGE_SETTINGS)
         if max_threads is not None:
             self._settings["max_threads"] = int(max_threads)
@@ -299,20 +253,11 @@ class EventReader:
         """Up to ``wanted`` rows (copies collapsed) and the top the windows were planned from."""
         unique: list[Sequence[Any]] = []
         position = after
-        density = self.densities.get(workspace_id, filters)
-        ranges: list[tuple[datetime, datetime]] = []
-        if filters.actor and self.actor_days:
-            days = self._days_seen(client, workspace_id, filters.actor)
-            if not days:
-                return unique, WindowPlan(after, filters).anchor
-            if len(days) <= ACTOR_ONE_QUERY_DAYS:
-                density = 0.0  # the plan's "rare": one query over the whole history, bounded by the ranges
-            ranges = actor_ranges(days)
-        plan = WindowPlan(after, filters, density=density)
+        plan = WindowPlan(after, filters, density=self.densities.get(workspace_id, filters))
         while (window := plan.next(len(unique), wanted)) is not None:
             while True:
                 fetch = wanted - len(unique) + PAGE_SLACK
-                query = build_where(workspace_id, filters, position, window, ranges)
+                query = build_where(workspace_id, filters, position, window)
                 sql = (
                     f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
                     f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
@@ -327,20 +272,6 @@ class EventReader:
                 last = unique[-1]
                 position = Position(_as_utc(last[1]), last[0])
         return unique, plan.anchor
-
-    def _days_seen(self, client: Client, workspace_id: str, actor: str) -> list[date]:
-        """The UTC days on which an actor matching the search appears in the workspace.
-
-        The query has the actor-days projection's shape, so the engine answers it from the
-        projection's few rows per part where the table has one, and from the table otherwise
-        (same days, slower).
-        """
-        rows = client.query(
-            f"SELECT toDate(occurred_at) AS day FROM {self._table}"
-            " WHERE workspace_id = {ws:String} AND lower(actor_display) LIKE {actor:String} GROUP BY day",
-            parameters={"ws": workspace_id, "actor": _like_pattern(actor.lower())}, settings=self._settings,
-        ).result_rows
-        return [r[0] for r in rows]
 
     def one(self, workspace_id: str, event_id: uuid.UUID) -> dict[str, Any] | None:
         sql = (
