@@ -4,6 +4,7 @@
     python -m benchmarks.readers load --path /tmp/readers-10m --mode shared          # before: one client
     python -m benchmarks.readers load --path /tmp/readers-10m --mode pool --export   # after, export alongside
     python -m benchmarks.readers pages --path /tmp/readers-10m                       # warm page p50/p99
+    python -m benchmarks.readers engine --path /tmp/readers-10m --threads 8          # pages/s in process
     python -m benchmarks.readers project --path /tmp/readers-10m --file candidate.sql  # storage it costs
 
 ``make bench`` rebuilds its dataset every run (and loads PostgreSQL too); this
@@ -132,6 +133,56 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
                              "uncompressed_bytes": int(r[3])} for r in rows]}
 
 
+def engine(args: argparse.Namespace) -> dict[str, Any]:
+    """Pages per second of ``--threads`` callers in this process, straight through ``EventReader`` (no HTTP):
+    over one shared client, then over a pool of as many handles. Also the process CPU per page."""
+    import random
+    import threading
+
+    from clickhouse.client import open_client
+    from clickhouse.pool import ClientPool
+
+    settings = _settings(args.path)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    shapes = build_shapes(client, _dataset(args.path, settings.events_table))
+    table = settings.events_table
+    pool = ClientPool(lambda: open_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb),
+                      args.threads, 60.0, "pages")
+    readers = {"one shared client": EventReader(client, table),
+               f"pool of {args.threads}, max_threads 1": EventReader(pool, table, max_threads=1),
+               f"pool of {args.threads}, engine's max_threads": EventReader(pool, table)}
+    out: dict[str, Any] = {}
+    for rounds in range(2):  # twice, interleaved, so that a change of the machine's load hits all alike
+        for name, reader in readers.items():
+            latencies: list[float] = []
+            deadline = time.monotonic() + args.seconds
+
+            def caller(seed: int, reader: EventReader = reader, deadline: float = deadline,
+                       latencies: list[float] = latencies) -> None:
+                rng = random.Random(seed)
+                while time.monotonic() < deadline:
+                    shape = rng.choice(shapes)
+                    t0 = time.perf_counter()
+                    reader.page(shape.workspace_id, shape.filters, 50, shape.after)
+                    latencies.append((time.perf_counter() - t0) * 1000)
+
+            cpu0, t0 = time.process_time(), time.monotonic()
+            threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.threads)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+            ordered = sorted(latencies)
+            out[f"{name} (round {rounds + 1})"] = {
+                "pages_per_s": len(ordered) / elapsed, "p50_ms": ordered[len(ordered) // 2],
+                "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+                "cpu_ms_per_page": cpu * 1000 / max(len(ordered), 1), "load_average": os.getloadavg()}
+            logger.info("bench_engine %s %s", name, out[f"{name} (round {rounds + 1})"])
+    pool.close()
+    return {"threads": args.threads, "seconds": args.seconds, "results": out}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.readers", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,9 +201,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pg.add_argument("--warm", type=int, default=100)
     pg.add_argument("--only", default="", help="one shape by name, e.g. 'rare actor'")
     pg.add_argument("--cold", type=int, default=0, help="cold samples per shape")
+    en = sub.add_parser("engine")
+    en.add_argument("--threads", type=int, default=8)
+    en.add_argument("--seconds", type=float, default=20.0)
     pj = sub.add_parser("project")
     pj.add_argument("--file", type=Path, required=True)
-    for parser in (b, lo, pg, pj):
+    for parser in (b, lo, pg, pj, en):
         parser.add_argument("--path", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -163,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args.path.mkdir(parents=True, exist_ok=True)
-    result = {"build": build, "load": load, "pages": pages, "project": project}[args.command](args)
+    result = {"build": build, "load": load, "pages": pages, "project": project,
+              "engine": engine}[args.command](args)
     result["load_average_end"] = os.getloadavg()
     print(json.dumps(result, default=str))  # noqa: T201 - the figures are this command's output
     return 0
