@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clickhouse.client import get_client, open_client
 from clickhouse.pool import ClientPool
@@ -156,3 +158,24 @@ def test_many_threads_paging_and_an_export_at_once_all_get_exactly_right_results
     assert pages.replaced == exports.replaced == 0
     pages.close()
     exports.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actor=st.none() | st.sampled_from(["a", "@", "ex", "%", "_", "zz-none", "o"]),
+       category=st.none() | st.sampled_from(["members", "tokens", "integrations"]),
+       since_days=st.none() | st.integers(0, 210), span_days=st.none() | st.integers(0, 120),
+       limit=st.integers(1, 80), threads=st.sampled_from([None, 1, 2]))
+def test_the_same_filters_give_the_same_pages_through_the_pool_and_through_one_client(
+        stored, actor, category, since_days, span_days, limit, threads):
+    settings_, events = stored
+    now = max(e.occurred_at for e in events)
+    since = now - timedelta(days=since_days) if since_days is not None else None
+    until = since + timedelta(days=span_days) if since is not None and span_days is not None else None
+    filters = EventFilters(actor=actor, category=category, since=since, until=until)
+    one = _walk(EventReader(get_client(settings_.clickhouse.dsn), settings_.events_table), filters, limit)
+    pool = _pool(settings_.clickhouse.dsn, size=2)
+    try:
+        assert _walk(EventReader(pool, settings_.events_table, max_threads=threads), filters, limit) == one
+    finally:
+        pool.close()
+    assert len(one) == len(set(one))
