@@ -100,6 +100,7 @@ def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], se
     export_url = f"/v1/workspaces/{export_workspace}/audit/export?format=jsonl" if export_workspace else None
     spec.write_text(json.dumps({"base_url": base_url, "token": token, "urls": urls, "seconds": seconds,
                                 "concurrency": concurrency, "export_url": export_url}))
+    cpu0 = time.process_time()  # this process: the API's Python threads and the engine's threads alike
     try:
         out = subprocess.run([sys.executable, "-m", "benchmarks.loadgen", str(spec)], check=True,
                              capture_output=True, text=True, timeout=seconds + 120)
@@ -107,6 +108,8 @@ def load_test(settings: Settings, shapes: list[Shape], workspaces: list[str], se
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+    # CPU per request says what the API costs whatever else runs on the machine (the export's share included).
+    result["api_cpu_ms_per_request"] = (time.process_time() - cpu0) * 1000 / max(result["requests"], 1)
     result["concurrency"] = concurrency
     result["load_average"] = os.getloadavg()
     logger.info("bench_api_load requests_per_s=%.1f p99_ms=%.1f errors=%d exports=%s load=%s",

@@ -114,13 +114,14 @@ def render(r: dict[str, Any]) -> str:
     if loads:
         first = next(iter(loads.values()))
         rows = [[name, _n(a.get("requests")), _n(a.get("requests_per_s")), _n(a.get("p50_ms")), _n(a.get("p99_ms")),
-                 _n(a.get("errors")), _exports(a), " / ".join(_n(x, 1) for x in a.get("load_average", ()))]
+                 _n(a.get("errors")), _exports(a), _n(a.get("api_cpu_ms_per_request"), 1),
+                 " / ".join(_n(x, 1) for x in a.get("load_average", ()))]
                 for name, a in loads.items()]
         parts += [f"### Query API under load ({first.get('concurrency')} clients, mixed shapes, "
                   f"{_n(first.get('seconds'))} s, loopback; target: >= 120 requests/s, p99 <= 500 ms, "
                   "p99 <= 1 s with an export alongside)",
                   _table(["scenario", "requests", "requests/s", "p50 ms", "p99 ms", "errors",
-                          "exports done / MB / errors", "load average"], rows)]
+                          "exports done / MB / errors", "API CPU ms / request", "load average"], rows)]
     load = r.get("load", {})
     pl = r.get("pg_load", {})
     parts += ["### Loading (setup, not a target)",
