@@ -54,8 +54,8 @@ def one_client_context(settings: Settings) -> ApiContext:
     """The API's parts as they were before the reader pools: one client for pages and exports alike."""
     context = build_context(settings)
     client = context.client
-    context.reader = EventReader(client, settings.events_table)
-    context.exports = SharedClient(client)
+    context.pages = context.exports = SharedClient(client)
+    context.reader = EventReader(context.pages, settings.events_table)
     return context
 
 

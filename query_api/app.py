@@ -38,6 +38,7 @@ def build_context(settings: Settings, audit_producer: AuditProducer | None = Non
         settings=settings,
         client=client,
         reader=EventReader(pages, settings.events_table, max_threads=settings.api.page_max_threads),
+        pages=pages,
         exports=exports,
         verifier=TokenVerifier(settings.api),
         cursors=CursorCodec(settings.api.cursor_secret),

@@ -22,6 +22,8 @@ class ApiContext:
     settings: Settings
     client: Client
     reader: EventReader
+    # Where pages and single events lease their engine handles (the reader reads through it).
+    pages: ClientSource
     # Where exports lease their engine handles: a share of its own, so an export never holds one a page needs.
     exports: ClientSource
     verifier: TokenVerifier

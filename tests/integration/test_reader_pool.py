@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from clickhouse.client import get_client, open_client
 from clickhouse.pool import ClientPool
+from config.settings import Settings
 from producers.synthetic import EventGenerator
 from query_api.cursor import Position
 from query_api.export import EventExporter
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
-from tests.support.pipeline import store_directly
+from tests.support.pipeline import all_pages, api_client, api_context, bearer, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
@@ -179,3 +180,36 @@ def test_the_same_filters_give_the_same_pages_through_the_pool_and_through_one_c
     finally:
         pool.close()
     assert len(one) == len(set(one))
+
+
+def _api(settings_: Settings, **api: Any) -> Any:
+    return api_client(settings_.model_copy(update={"api": settings_.api.model_copy(update=api)}))
+
+
+def test_when_every_handle_stays_busy_a_page_is_a_503_store_busy_and_an_export_is_refused_before_its_first_byte(
+        stored):
+    settings_, _ = stored
+    client = _api(settings_, page_handles=1, export_handles=1, handle_wait_seconds=0.2)
+    ctx = api_context(client)
+    headers = bearer(settings_, WS)
+    with ctx.pages.lease():
+        busy = client.get(f"/v1/workspaces/{WS}/audit/events", headers=headers)
+    assert busy.status_code == 503 and busy.json()["code"] == "store_busy" and busy.headers["retry-after"] == "1"
+    with ctx.exports.lease():
+        export = client.get(f"/v1/workspaces/{WS}/audit/export", headers=headers)
+        assert client.get(f"/v1/workspaces/{WS}/audit/events", headers=headers).status_code == 200
+    assert export.status_code == 503 and export.json()["code"] == "store_busy"
+    assert client.get(f"/v1/workspaces/{WS}/audit/events", headers=headers).status_code == 200
+
+
+def test_a_client_leaving_an_export_midway_over_http_leaves_the_pages_exact(stored):
+    settings_, events = stored
+    client = _api(settings_, page_handles=1, export_handles=1, export_chunk_rows=50)
+    headers = bearer(settings_, WS)
+    with client.stream("GET", f"/v1/workspaces/{WS}/audit/export", headers=headers) as response:
+        assert response.status_code == 200
+        next(response.iter_bytes())
+    pages = all_pages(client, f"/v1/workspaces/{WS}/audit/events", headers, {"limit": 40})
+    assert [e["id"] for e in pages] == _newest_first(events)
+    exported = client.get(f"/v1/workspaces/{WS}/audit/export", headers=headers)
+    assert _jsonl_ids(exported.content) == _newest_first(events)
