@@ -3,6 +3,10 @@
 Runs in its own process (``python -m benchmarks.loadgen spec.json``) so that
 the clients do not share the API server's interpreter. Loopback only. Prints
 one JSON object: requests, errors, requests/s, p50/p99 in milliseconds.
+
+With ``export_url`` in the spec, one more client streams that export over and
+over (reading and dropping the bytes) while the pages run; the page figures
+leave it out, and ``exports`` / ``export_mb`` / ``export_errors`` report it.
 """
 
 from __future__ import annotations
@@ -34,20 +38,49 @@ async def _client(http: httpx.AsyncClient, urls: list[str], deadline: float, see
         latencies.append((time.perf_counter() - t0) * 1000)
 
 
+async def _exporter(http: httpx.AsyncClient, url: str, deadline: float, done: dict[str, int]) -> None:
+    """Streams the export at ``url`` again and again until the deadline (an export cut by it is not counted)."""
+    while time.monotonic() < deadline:
+        received = 0
+        try:
+            async with http.stream("GET", url, timeout=600.0) as response:
+                if response.status_code != 200:
+                    done["errors"] += 1
+                    continue
+                async for piece in response.aiter_bytes():
+                    received += len(piece)
+                    if time.monotonic() >= deadline:
+                        break
+                else:
+                    done["exports"] += 1
+        except httpx.HTTPError:
+            done["errors"] += 1
+        done["bytes"] += received
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=spec["concurrency"], max_keepalive_connections=spec["concurrency"])
+    export = {"exports": 0, "bytes": 0, "errors": 0}
+    connections = spec["concurrency"] + 1
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Authorization": f"Bearer {spec['token']}"}
     async with httpx.AsyncClient(base_url=spec["base_url"], headers=headers, limits=limits,
                                  timeout=30.0) as http:
         t0 = time.monotonic()
         deadline = t0 + spec["seconds"]
-        await asyncio.gather(*(_client(http, spec["urls"], deadline, i, latencies, errors)
-                               for i in range(spec["concurrency"])))
+        tasks = [_client(http, spec["urls"], deadline, i, latencies, errors) for i in range(spec["concurrency"])]
+        if spec.get("export_url"):
+            tasks.append(_exporter(http, spec["export_url"], deadline, export))
+        await asyncio.gather(*tasks)
         elapsed = time.monotonic() - t0
     ordered = sorted(latencies)
+    extra: dict[str, Any] = {}
+    if spec.get("export_url"):
+        extra = {"exports": export["exports"], "export_mb": export["bytes"] / 1e6,
+                 "export_errors": export["errors"]}
     return {
+        **extra,
         "requests": len(latencies),
         "errors": len(errors),
         "error_examples": errors[:5],

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dataset, measure
-from benchmarks.api_load import load_test
+from benchmarks.api_load import load_scenarios
 from benchmarks.postgres import PostgresServer, load, storage
 from benchmarks.report import render
 from benchmarks.shapes import build_shapes
@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                    dataset.BIG_WORKSPACE, fmt)
                                 for fmt in ("jsonl", "csv")}
         workspaces = [dataset.workspace_name(i) for i in range(args.workspaces)]
-        results["api_load"] = load_test(settings, shapes, workspaces, args.load_seconds, args.concurrency, workdir)
+        results["api_load"] = load_scenarios(settings, shapes, workspaces, args.load_seconds, args.concurrency,
+                                             workdir, dataset.BIG_WORKSPACE)
 
         if not args.no_postgres:
             csv_path = workdir / "events.csv"

@@ -11,6 +11,7 @@ import threading
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from urllib3 import PoolManager
 
 _clients: dict[str, Client] = {}
 _lock = threading.Lock()
@@ -26,14 +27,30 @@ def get_client(dsn: str, uncompressed_cache_mb: int = 0) -> Client:
     with _lock:
         client = _clients.get(dsn)
         if client is None:
-            if is_embedded(dsn):
-                _ensure_chdb_dir(dsn)
-                client = clickhouse_connect.get_client(dsn=dsn, chdb_options=_chdb_options(uncompressed_cache_mb))
-            else:
-                # No HTTP session: the API queries from many threads at once.
-                client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            client = open_client(dsn, uncompressed_cache_mb)
             _clients[dsn] = client
         return client
+
+
+def open_client(dsn: str, uncompressed_cache_mb: int = 0, http_pool: PoolManager | None = None) -> Client:
+    """A new client of its own for ``dsn``: on chDB its own handle (and lock) on the process's one engine.
+
+    For the reader pools (``clickhouse/pool.py``). ``http_pool`` is the urllib3 pool a
+    server's clients share (None: clickhouse-connect's default one); chDB ignores it.
+    """
+    if is_embedded(dsn):
+        _ensure_chdb_dir(dsn)
+        return clickhouse_connect.get_client(dsn=dsn, chdb_options=_chdb_options(uncompressed_cache_mb))
+    # No HTTP session: a session serialises queries, and the API queries from many threads at once.
+    return clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False, pool_mgr=http_pool)
+
+
+def http_pool(connections: int) -> PoolManager:
+    """One urllib3 pool for a server's reader clients, keeping ``connections`` connections open."""
+    from clickhouse_connect.driver.httputil import get_pool_manager
+
+    pool: PoolManager = get_pool_manager(maxsize=connections)
+    return pool
 
 
 def _chdb_options(uncompressed_cache_mb: int) -> dict[str, str]:

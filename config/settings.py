@@ -109,6 +109,17 @@ class ApiSettings(BaseModel):
     # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
     # docs/performance.md).
     export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Engine handles the API reads through (clickhouse/pool.py): pages and single events share
+    # `page_handles`, exports their own smaller `export_handles`, so exports never take a page's
+    # handle. Each runs one query at a time; a request waits up to `handle_wait_seconds` for one,
+    # then gets 503. Sizes and thread counts measured in docs/performance.md ("Readers in parallel").
+    page_handles: int = Field(default=8, ge=1, le=256)
+    export_handles: int = Field(default=2, ge=1, le=64)
+    handle_wait_seconds: float = Field(default=10.0, gt=0)
+    # The engine's max_threads for one page query and one export chunk query: with many readers at
+    # once, one thread each keeps every core busy without a query's threads queueing behind another's.
+    page_max_threads: int = Field(default=1, ge=1, le=64)
+    export_max_threads: int = Field(default=1, ge=1, le=64)
     # The `service` of the audit events the API itself records (an export's WORKSPACE_AUDIT_EXPORTED).
     service_name: str = Field(default="auditlog-query-api", min_length=1, max_length=100)
     # The longest lifetime `auditlog token --ttl` issues (a development/script token, not an IdP's).

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clickhouse.client import get_client
+from clickhouse.client import get_client, http_pool, is_embedded, open_client
+from clickhouse.pool import ClientPool, HandlesBusy
 from config.settings import Settings
 from producers.producer import AuditProducer
 from query_api.context import ApiContext
@@ -31,16 +33,35 @@ logger = logging.getLogger(__name__)
 def build_context(settings: Settings, audit_producer: AuditProducer | None = None,
                   readiness: dict[str, Callable[[], tuple[bool, str, str]]] | None = None) -> ApiContext:
     client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    pages, exports = reader_pools(settings)
     return ApiContext(
         settings=settings,
         client=client,
-        reader=EventReader(client, settings.events_table),
+        reader=EventReader(pages, settings.events_table, max_threads=settings.api.page_max_threads),
+        pages=pages,
+        exports=exports,
         verifier=TokenVerifier(settings.api),
         cursors=CursorCodec(settings.api.cursor_secret),
         catalog=load_catalog(),
         audit_producer=audit_producer,
         readiness=readiness or {},
     )
+
+
+def reader_pools(settings: Settings) -> tuple[ClientPool, ClientPool]:
+    """The API's two shares of engine handles: pages (and single events), and exports.
+
+    Separate shares so that exports, however many and however long, never hold a handle a
+    page needs; against a server both share one HTTP connection pool.
+    """
+    ch, api = settings.clickhouse, settings.api
+    connections = None if is_embedded(ch.dsn) else http_pool(api.page_handles + api.export_handles)
+
+    def factory() -> Client:
+        return open_client(ch.dsn, ch.uncompressed_cache_mb, connections)
+
+    return (ClientPool(factory, api.page_handles, api.handle_wait_seconds, "pages"),
+            ClientPool(factory, api.export_handles, api.handle_wait_seconds, "exports"))
 
 
 # Human wording for the framework's validation errors (pydantic error types), by parameter.
@@ -114,6 +135,12 @@ def create_app(context: ApiContext) -> FastAPI:
         logger.error("store_error error=%s", type(exc).__name__, exc_info=exc)
         return JSONResponse(error_body(503, "store_unavailable", "The audit log store did not answer; try "
                                        "again in a moment."), status_code=503)
+
+    @app.exception_handler(HandlesBusy)
+    async def handles_busy(_request: Request, exc: HandlesBusy) -> JSONResponse:
+        logger.warning("handles_busy detail=%s", exc)
+        return JSONResponse(error_body(503, "store_busy", "Every engine handle stayed busy; try again in a "
+                                       "moment."), status_code=503, headers={"Retry-After": "1"})
 
     app.include_router(health.router)
     app.include_router(catalog.router)

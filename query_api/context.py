@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.pool import ClientSource
 from config.settings import Settings
 from producers.producer import AuditProducer
 from query_api.cursor import CursorCodec
@@ -21,6 +22,10 @@ class ApiContext:
     settings: Settings
     client: Client
     reader: EventReader
+    # Where pages and single events lease their engine handles (the reader reads through it).
+    pages: ClientSource
+    # Where exports lease their engine handles: a share of its own, so an export never holds one a page needs.
+    exports: ClientSource
     verifier: TokenVerifier
     cursors: CursorCodec
     catalog: Catalog

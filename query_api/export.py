@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from operator import xor
-from typing import Literal, Protocol, TypeVar, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 import orjson
 import pyarrow as pa
@@ -68,9 +68,10 @@ import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import as_utc as _as_utc
+from clickhouse.pool import ClientSource
 from query_api.cursor import Position
 from query_api.filters import EventFilters
-from query_api.queries import build_where, ch_time
+from query_api.queries import build_where, ch_time, client_source
 
 logger = logging.getLogger(__name__)
 
@@ -312,11 +313,18 @@ class EventExporter:
     a prefix of the full export, whole rows only, counted in the progress.
     """
 
-    def __init__(self, client: Client, table: str, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 piece_bytes: int = DEFAULT_PIECE_BYTES) -> None:
+    def __init__(self, source: ClientSource | Client, table: str, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 piece_bytes: int = DEFAULT_PIECE_BYTES, max_threads: int | None = None) -> None:
         if chunk_rows < 1 or piece_bytes < 1:
             raise ValueError("chunk_rows and piece_bytes must be positive")
-        self._client = client
+        if max_threads is not None and max_threads < 1:
+            raise ValueError("max_threads must be positive")
+        # Each chunk query leases a client for itself alone: between chunks (while the bytes go out
+        # to a slow client) the export holds no engine handle.
+        self._source = client_source(source)
+        self._threads = "" if max_threads is None else f", max_threads = {int(max_threads)}"
+        self._query_settings: dict[str, Any] = {} if max_threads is None else {
+            "settings": {"max_threads": int(max_threads)}}
         self._table = table
         self._chunk_rows = int(chunk_rows)
         self._piece_bytes = int(piece_bytes)
@@ -324,12 +332,13 @@ class EventExporter:
     def snapshot(self, workspace_id: str, filters: EventFilters) -> Snapshot:
         """Count and time range of the matching rows as of now, and the engine's "now" that fixes them."""
         stats = build_where(workspace_id, filters)
-        count, oldest, newest, taken_at = self._client.query(
-            "WITH now64(3, 'UTC') AS taken"
-            " SELECT count(), toUnixTimestamp64Micro(min(occurred_at)), toUnixTimestamp64Micro(max(occurred_at)),"
-            f" toString(any(taken)) FROM {self._table} WHERE {stats.where} AND ingested_at <= taken",
-            parameters=stats.parameters,
-        ).result_rows[0]
+        with self._source.lease() as client:
+            count, oldest, newest, taken_at = client.query(
+                "WITH now64(3, 'UTC') AS taken"
+                " SELECT count(), toUnixTimestamp64Micro(min(occurred_at)), toUnixTimestamp64Micro(max(occurred_at)),"
+                f" toString(any(taken)) FROM {self._table} WHERE {stats.where} AND ingested_at <= taken",
+                parameters=stats.parameters, **self._query_settings,
+            ).result_rows[0]
         return Snapshot(int(count), int(oldest), int(newest), str(taken_at))
 
     def chunks(self, workspace_id: str, filters: EventFilters, fmt: ExportFormat | str,
@@ -405,10 +414,12 @@ class EventExporter:
                 f" WHERE {query.where} AND occurred_at >= {{lo:DateTime64(6, 'UTC')}}"
                 " AND ingested_at <= {taken:DateTime64(3, 'UTC')}"
                 f" ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id LIMIT {self._chunk_rows}"
-                f" SETTINGS {settings}"
+                f" SETTINGS {settings}{self._threads}"
             )
             params = {**query.parameters, "lo": ch_time(from_micros(lower)), "taken": snap.taken_at}
-            chunk = decode(self._client.raw_query(sql, parameters=params, fmt=engine_fmt))
+            with self._source.lease() as client:
+                data = client.raw_query(sql, parameters=params, fmt=engine_fmt)
+            chunk = decode(data)
             yield chunk
             if chunk.rows >= self._chunk_rows:
                 after = chunk.last()  # the window holds more: go on from the last row

@@ -29,6 +29,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import SELECT_COLUMNS, row_to_event
 from clickhouse.events import as_utc as _as_utc
+from clickhouse.pool import ClientSource, SharedClient
 from query_api.cursor import Position
 from query_api.density import DensityMemo
 from query_api.filters import EventFilters
@@ -213,12 +214,24 @@ def _density(rows: Sequence[Sequence[Any]], top: datetime) -> float:
     return len(rows) / max(seconds, 1.0)
 
 
-class EventReader:
-    """Read access to one events table through one client."""
+def client_source(source: ClientSource | Client) -> ClientSource:
+    """``source`` as something to lease clients from: a lone client is shared by every caller."""
+    return source if isinstance(source, ClientSource) else SharedClient(source)
 
-    def __init__(self, client: Client, table: str) -> None:
-        self._client = client
+
+class EventReader:
+    """Read access to one events table through a pool of clients (or one shared client).
+
+    A page leases one client for all its queries; ``max_threads`` (None: the engine's
+    default) caps the engine threads of each query, so that many pages run side by side.
+    """
+
+    def __init__(self, source: ClientSource | Client, table: str, max_threads: int | None = None) -> None:
+        self._source = client_source(source)
         self._table = table
+        self._settings: dict[str, Any] = dict(PAGE_SETTINGS)
+        if max_threads is not None:
+            self._settings["max_threads"] = int(max_threads)
         self.densities = DensityMemo(PAGE_DENSITY_ENTRIES, PAGE_DENSITY_SECONDS)
 
     def page(self, workspace_id: str, filters: EventFilters, limit: int,
@@ -229,7 +242,15 @@ class EventReader:
         ``WindowPlan``): most pages are answered from the newest days and so
         touch one partition instead of all of them.
         """
-        wanted = int(limit) + 1
+        with self._source.lease() as client:
+            unique, anchor = self._page_rows(client, workspace_id, filters, int(limit) + 1, after)
+        self.densities.put(workspace_id, filters, _density(unique, anchor))
+        events = [row_to_event(r, workspace_id) for r in unique[:limit]]
+        return events, len(unique) > limit
+
+    def _page_rows(self, client: Client, workspace_id: str, filters: EventFilters, wanted: int,
+                   after: Position | None) -> tuple[list[Sequence[Any]], datetime]:
+        """Up to ``wanted`` rows (copies collapsed) and the top the windows were planned from."""
         unique: list[Sequence[Any]] = []
         position = after
         plan = WindowPlan(after, filters, density=self.densities.get(workspace_id, filters))
@@ -241,7 +262,7 @@ class EventReader:
                     f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
                     f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
                 )
-                rows = self._client.query(sql, parameters=query.parameters, settings=PAGE_SETTINGS).result_rows
+                rows = client.query(sql, parameters=query.parameters, settings=self._settings).result_rows
                 for row in rows:
                     if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
                         continue  # a copy not merged yet
@@ -250,15 +271,14 @@ class EventReader:
                     break
                 last = unique[-1]
                 position = Position(_as_utc(last[1]), last[0])
-        self.densities.put(workspace_id, filters, _density(unique, plan.anchor))
-        events = [row_to_event(r, workspace_id) for r in unique[:limit]]
-        return events, len(unique) > limit
+        return unique, plan.anchor
 
     def one(self, workspace_id: str, event_id: uuid.UUID) -> dict[str, Any] | None:
         sql = (
             f"SELECT {SELECT_COLUMNS} FROM {self._table}"
             " WHERE workspace_id = {ws:String} AND id = {id:UUID} LIMIT 1"
         )
-        rows = self._client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)},
-                                  settings=PAGE_SETTINGS).result_rows
+        with self._source.lease() as client:
+            rows = client.query(sql, parameters={"ws": workspace_id, "id": str(event_id)},
+                                settings=self._settings).result_rows
         return row_to_event(rows[0], workspace_id) if rows else None

@@ -71,10 +71,16 @@ def test_export_streams_the_whole_workspace_in_both_formats(quick_run: tuple[dic
 
 @pytest.mark.clickhouse
 def test_api_load_test_serves_every_request_without_errors(quick_run: tuple[dict[str, Any], str]) -> None:
-    result, _ = quick_run
-    load = result["api_load"]
-    assert load["requests"] > 0
-    assert load["errors"] == 0, load["error_examples"]
+    """Three scenarios side by side: the pools, the pools with an export alongside, one shared client."""
+    result, table = quick_run
+    loads = result["api_load"]
+    assert set(loads) == {"pools", "pools, export alongside", "one shared client (before)"}
+    for name, load in loads.items():
+        assert load["requests"] > 0, name
+        assert load["errors"] == 0, (name, load["error_examples"])
+    alongside = loads["pools, export alongside"]
+    assert alongside["export_errors"] == 0 and alongside["export_mb"] > 0
+    assert "export alongside" in table
 
 
 @needs_postgres
