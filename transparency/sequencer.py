@@ -50,6 +50,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import SELECT_COLUMNS
 from config.settings import Settings, TransparencySettings
+from transparency import metrics
 from transparency.canonical import row_leaf_bytes
 from transparency.checkpoint import Checkpoint, Signer
 from transparency.errors import InvalidCanonicalForm, SequencerError
@@ -273,6 +274,9 @@ class Sequencer:
             self._reset()
             raise
         self._publish_pending(stats.checkpoints)
+        metrics.LEAVES.inc(stats.leaves)
+        metrics.CHECKPOINTS.inc(len(stats.checkpoints))
+        metrics.LAST_ROUND.set_to_current_time()
         if stats.leaves or stats.checkpoints:
             logger.info("sequencer_round leaves=%d workspaces=%d nodes=%d checkpoints=%d skipped=%d",
                         stats.leaves, stats.workspaces, stats.nodes, len(stats.checkpoints), stats.skipped)
@@ -337,6 +341,7 @@ class Sequencer:
         except Exception:
             logger.warning("checkpoint_publish_failed checkpoints=%d (retried next round)", len(batch), exc_info=True)
             self._unpublished = batch
+        metrics.UNPUBLISHED.set(len(self._unpublished))
         if self._unpublished:
             logger.warning("checkpoint_publish_pending checkpoints=%d", len(self._unpublished))
 
@@ -350,6 +355,7 @@ class Sequencer:
                 if stats.leaves >= self._cfg.max_events_per_round:
                     continue  # a backlog: go on at once
             except Exception:
+                metrics.ROUND_FAILURES.inc()
                 logger.exception("sequencer_round_failed retry_in=%.1fs", delay)
                 delay = min(delay * 2, 30.0)
             stop.wait(delay)
