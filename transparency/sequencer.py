@@ -192,6 +192,9 @@ class Sequencer:
         else:
             choose += f" AND id NOT IN (SELECT event_id FROM {self._tables.leaves})"
         order = "ORDER BY ingested_at, workspace_id, occurred_at, id LIMIT 1 BY id"
+        # The round's rows are chosen on four small columns (a backlog re-sorts only those), then read in full.
+        chosen = (f"SELECT ingested_at, workspace_id, occurred_at, id FROM {ev} WHERE {choose} {order}"
+                  " LIMIT {limit:UInt64}")
         # Ids sequenced before the window (an old event stored again) are staged but left out when the
         # staged rows are read and written (``LogStore.round_unsequenced``): a set built in the engine from
         # the staged ids, looked up through the leaves' by-event projection. (Passing the ids from Python
@@ -200,8 +203,8 @@ class Sequencer:
         self._client.command(f"TRUNCATE TABLE {staged}")
         self._client.command(
             f"INSERT INTO {staged} (ingested_at, workspace_id, {SELECT_COLUMNS})"
-            f" SELECT ingested_at, workspace_id, {SELECT_COLUMNS}"
-            f" FROM {ev} WHERE {choose} {order} LIMIT {{limit:UInt64}}", parameters=params)
+            f" SELECT ingested_at, workspace_id, {SELECT_COLUMNS} FROM {ev} WHERE {window}"
+            f" AND (ingested_at, workspace_id, occurred_at, id) IN ({chosen}) {order}", parameters=params)
         count, newest = self._client.query(f"SELECT count(), max(ingested_at) FROM {staged}").result_rows[0]
         self._position = None
         if count >= self._cfg.max_events_per_round:
