@@ -161,15 +161,17 @@ def test_exactly_one_sequencer_replica_never_two_during_a_rollout_and_no_autosca
 def test_the_signing_key_comes_from_its_own_secret_and_only_the_sequencer_reads_it():
     (sequencer,) = _containers("Deployment", "auditlog-sequencer")
     ref = _env_value(sequencer, "AUDITLOG_TRANSPARENCY__SIGNING_KEY")
-    assert ref == {"secretKeyRef": {"name": "auditlog-signing-key", "key": "AUDITLOG_TRANSPARENCY__SIGNING_KEY"}}
-    assert "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in OBJECTS[("Secret", "auditlog-signing-key")]["stringData"]
+    assert ref == {"secretKeyRef": {"name": "auditlog-sequencer-secrets", "key": "AUDITLOG_TRANSPARENCY__SIGNING_KEY"}}
+    assert "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in OBJECTS[("Secret", "auditlog-sequencer-secrets")]["stringData"]
     assert "AUDITLOG_TRANSPARENCY__SIGNING_KEY" not in _environment({})  # not in the shared ConfigMap/Secret
+    dsn = _env_value(sequencer, "AUDITLOG_CLICKHOUSE__DSN")  # one server: its round table lives there
+    assert dsn == {"secretKeyRef": {"name": "auditlog-sequencer-secrets", "key": "AUDITLOG_CLICKHOUSE__DSN"}}
     readers = []
     for (kind, name), obj in OBJECTS.items():
         if kind not in {"Deployment", "Job", "StatefulSet"}:
             continue
         text = yaml.safe_dump(obj["spec"]["template"])
-        if "auditlog-signing-key" in text or "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in text:
+        if "auditlog-sequencer-secrets" in text or "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in text:
             readers.append(name)
     assert readers == ["auditlog-sequencer"]
 
