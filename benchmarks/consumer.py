@@ -37,17 +37,28 @@ from deploy.local_kafka import LocalKafka, LocalKafkaConfig
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
 from schemas.codec import default_codec
+from transparency.service import start_sequencer
 
 SAMPLE = 20_000
 STORING = [0.0]  # seconds the consumer's flusher thread spent in ConsumerRunner._store
+SEQUENCED_AFTER = [0.0]  # --sequence: seconds from the last stored event until every event had its leaf
 
 
-def _settings(bootstrap: str, dsn: str, batch: int, seconds: float) -> Settings:
+def _settings(bootstrap: str, dsn: str, batch: int, seconds: float, key_file: Path | None = None) -> Settings:
+    """The bench settings; with ``key_file``, the transparency log's sequencer runs alongside (as in
+    ``auditlog consume``: a thread of the consumer's process, sharing its interpreter lock)."""
     return Settings.model_validate({
         "kafka": {"bootstrap_servers": bootstrap, "topic": "bench.events", "dlq_topic": "bench.events.dlq"},
         "clickhouse": {"dsn": dsn, "database": "bench", "table": "events"},
         "consumer": {"group_id": "bench", "batch_max_events": batch, "batch_max_seconds": seconds},
+        "transparency": {"enabled": key_file is not None, "signing_key_file": str(key_file or "unused.pem"),
+                         "topic": "bench.checkpoints"},
     })
+
+
+def _sequenced(settings: Settings) -> int:
+    return int(get_client(settings.clickhouse.dsn).query(
+        f"SELECT count() FROM {settings.clickhouse.database}.transparency_leaves").result_rows[0][0])
 
 
 def _encoded(n: int) -> list[tuple[bytes, bytes]]:
@@ -121,6 +132,7 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
     there); ``check`` runs while waiting and may raise to abandon the run.
     """
     stop = threading.Event()
+    sequencer = start_sequencer(settings, stop)  # None unless the settings turn the log on
     runner = build_consumer(settings, stop)
     store = runner._store  # timed here: how much of the wall time the flusher thread spends storing
     real_store = store.store
@@ -144,8 +156,14 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
         time.sleep(0.05)
         check()
     ended = time.perf_counter()
+    if sequencer is not None:  # how long after the last stored event the log holds every event
+        while _sequenced(settings) < n:
+            time.sleep(0.05)
+        SEQUENCED_AFTER[0] = time.perf_counter() - ended
     stop.set()
     thread.join(60)
+    if sequencer is not None:
+        sequencer.join(60)
     sustained = (n - first[1]) / (ended - first[0]) if first is not None and ended > first[0] else 0.0
     return ended - started, sustained
 
@@ -157,6 +175,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="batch_max_seconds")
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--producers", type=int, default=1, help="producer processes (end to end)")
+    parser.add_argument("--sequence", action="store_true",
+                        help="run the transparency log's sequencer alongside (as `auditlog consume` does)")
     args = parser.parse_args()
     defaults = Settings().consumer
     batch = args.batch or defaults.batch_max_events
@@ -177,7 +197,8 @@ def main() -> None:
                                         partitions=4))
     kafka.start()
     try:
-        settings = _settings(kafka.config.bootstrap_servers, f"chdb://{work / 'chdb'}", batch, seconds)
+        settings = _settings(kafka.config.bootstrap_servers, f"chdb://{work / 'chdb'}", batch, seconds,
+                             work / "signing-key.pem" if args.sequence else None)
         ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic], 4)
         client = get_client(settings.clickhouse.dsn)
         migrate(client, "bench", "events")
@@ -202,6 +223,10 @@ def main() -> None:
         print(f"consumer alone (preloaded topic → stored): {args.events / elapsed:,.0f} events/s "
               f"({args.events:,} in {elapsed:.1f}s from start, group join included; batch {batch}, {seconds}s)")
         print(f"consumer alone, sustained (first stored batch → all stored): {sustained:,.0f} events/s")
+        if args.sequence:
+            cfg = settings.transparency
+            print(f"  with the sequencer alongside (settle {cfg.settle_seconds}s, poll {cfg.poll_seconds}s): "
+                  f"every event had its leaf {SEQUENCED_AFTER[0]:.1f}s after the last was stored")
         inserting = REGISTRY.get_sample_value("auditlog_consumer_insert_seconds_sum") or 0.0
         print(f"  the flusher thread stored batches for {STORING[0]:.1f}s ({STORING[0] / elapsed:.0%} of the wall"
               f" time), of which {inserting:.1f}s in the INSERT … SELECT into the events table")

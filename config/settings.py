@@ -178,6 +178,9 @@ class TransparencySettings(BaseModel):
     # PEM files of earlier signing keys' *public* keys: after a rotation, the checkpoints they signed
     # keep verifying and the API keeps serving them.
     previous_public_key_files: list[Path] = []
+    # The current key's *public* key (PEM text), for processes that serve or check checkpoints without
+    # signing them (the API, `auditlog verify`): a deployment gives the private key to its one sequencer only.
+    public_key: str = ""
     # A workspace with new leaves gets a signed checkpoint at most this often.
     checkpoint_seconds: float = Field(default=10.0, gt=0)
     # Only events ingested at least this long ago (by the engine's clock) are sequenced: an insert
@@ -190,6 +193,8 @@ class TransparencySettings(BaseModel):
     max_events_per_round: int = Field(default=100_000, ge=1)
     # Every checkpoint is also published here (key = workspace), so a copy lives outside the table.
     topic: str = "audit.checkpoints"
+    # `auditlog sequence` serves its Prometheus metrics here (0: none); the deployments' health checks use it.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
 class Settings(BaseSettings):

@@ -331,3 +331,73 @@ def uncovered_keys(event: dict[str, Any]) -> list[str]:
         if isinstance(part, dict):
             extra += [f"{name}.{k}" for k in part if k not in keys]
     return extra
+
+
+# --- the same leaf, computed by the engine ---------------------------------------------------------
+# The sequencer hashes every stored event; doing it in Python cost ~6 µs an event plus reading all 15
+# columns into Python objects (~60% of a round). For the events whose every string needs no JSON escape
+# and whose payload is the compact ``{"before":…,"after":…}`` of plain values — what producers send — the
+# engine writes the very bytes ``row_leaf_bytes`` writes and hashes them (SHA-256 over 0x00 || bytes);
+# every other event is still hashed in Python. tests/integration/test_transparency_engine_leaf.py holds the
+# two byte-identical on random events (hypothesis) against the real engine.
+
+# Regular expressions (re2, as SQL string literals: every backslash doubled). A character JCS (and
+# ``_string``) escapes: ", \ and the C0 controls.
+_NEEDS_ESCAPE = r"[\\x00-\\x1f\"\\\\]"
+_PLAIN_STRING = r"\"[^\"\\\\\\x00-\\x1f]*\""
+# A payload value whose stored text is already its JCS text: null, booleans, integers of at most 15
+# digits (exact as doubles, printed as themselves), strings and string arrays with nothing to escape.
+_PLAIN_VALUE = (rf"(?:null|true|false|0|-?[1-9][0-9]{{0,14}}|{_PLAIN_STRING}"
+                rf"|\\[(?:{_PLAIN_STRING}(?:,{_PLAIN_STRING})*)?\\])")
+# A member: its name printable ASCII but " and \ (byte order is then RFC 8785's UTF-16 order).
+_PLAIN_MEMBER = rf"\"[ !#-\\[\\]-~]*\":{_PLAIN_VALUE}"
+_PLAIN_SIDE = rf"(null|\\{{(?:{_PLAIN_MEMBER}(?:,{_PLAIN_MEMBER})*)?\\}})"
+# The compact payload the consumer's mapping (and record_to_row) writes, every value plain.
+_PLAIN_PAYLOAD = rf"^\\{{\"before\":{_PLAIN_SIDE},\"after\":{_PLAIN_SIDE}\\}}$"
+_LEAF_STRINGS = ("workspace_id", "toString(action)", "toString(category)", "toString(actor_kind)", "actor_id",
+                 "actor_display", "toString(target_kind)", "target_id", "target_display", "ip", "user_agent",
+                 "request_id", "toString(service)")
+
+
+def _sql_members(name: str) -> str:
+    """payload.before / payload.after as (name, value text) pairs (the engine's JSON parser: a cheap pass)."""
+    return f"JSONExtractKeysAndValuesRaw(payload, '{name}')"
+
+
+def _sql_side(name: str) -> str:
+    """payload.before / payload.after in JCS form, for a plain payload: members sorted by name, null kept."""
+    members = f"arraySort(kv -> kv.1, {_sql_members(name)})"
+    return (f"if(JSONExtractRaw(payload, '{name}') = 'null', 'null', concat('{{', "
+            f"arrayStringConcat(arrayMap(kv -> concat('\"', kv.1, '\":', kv.2), {members}), ','), '}}'))")
+
+
+def _sql_unique_names(name: str) -> str:
+    members = _sql_members(name)
+    return f"length(arrayDistinct(arrayMap(kv -> kv.1, {members}))) = length({members})"
+
+
+def engine_leaf_sql() -> tuple[str, str]:
+    """SQL over an events-table row: (``plain``, ``leaf_hash``).
+
+    ``plain`` is 1 when the engine's bytes are ``row_leaf_bytes``'s (see the
+    comment above): no string needs an escape and the payload is empty or
+    matches the compact grammar with plain values and no repeated name.
+    ``leaf_hash`` is then SHA-256(0x00 || those bytes) as a FixedString(32),
+    and meaningless otherwise (those rows are hashed in Python).
+    """
+    strings = ", ' ', ".join(_LEAF_STRINGS)
+    plain = (f"(NOT match(concat({strings}), '{_NEEDS_ESCAPE}') AND isValidUTF8(concat({strings}, ' ', payload))"
+             f" AND (payload = '' OR (match(payload, '{_PLAIN_PAYLOAD}') AND {_sql_unique_names('before')}"
+             f" AND {_sql_unique_names('after')})))")
+    payload = (f"if(payload = '', '{{\"after\":null,\"before\":null}}', concat('{{\"after\":', "
+               f"{_sql_side('after')}, ',\"before\":', {_sql_side('before')}, '}}'))")
+    text = (
+        "concat('{\"action\":\"', toString(action), '\",\"actor\":{\"display\":\"', actor_display,"
+        " '\",\"id\":\"', actor_id, '\",\"kind\":\"', toString(actor_kind), '\"},\"category\":\"',"
+        " toString(category), '\",\"context\":{\"ip\":\"', ip, '\",\"request_id\":\"', request_id,"
+        " '\",\"service\":\"', toString(service), '\",\"user_agent\":\"', user_agent, '\"},\"id\":\"',"
+        " toString(id), '\",\"occurred_at\":\"', replaceOne(toString(occurred_at), ' ', 'T'), 'Z\",\"payload\":',"
+        f" {payload}, ',\"target\":{{\"display\":\"', target_display, '\",\"id\":\"', target_id,"
+        " '\",\"kind\":\"', toString(target_kind), '\"},\"workspace_id\":\"', workspace_id, '\"}')"
+    )
+    return plain, f"SHA256(concat(char(0), {text}))"

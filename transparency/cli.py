@@ -151,6 +151,10 @@ def cmd_sequence(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if settings.transparency.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.transparency.metrics_port)
     build_sequencer(settings).run(stop)
     return 0
 

@@ -37,6 +37,7 @@ no leaf. Exactly one sequencer may run against a database.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -49,6 +50,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickhouse.events import SELECT_COLUMNS
 from config.settings import Settings, TransparencySettings
+from transparency import metrics
 from transparency.canonical import row_leaf_bytes
 from transparency.checkpoint import Checkpoint, Signer
 from transparency.errors import InvalidCanonicalForm, SequencerError
@@ -58,6 +60,24 @@ from transparency.store import LogStore, Tables
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[Checkpoint]], Sequence[Checkpoint]]  # returns the ones NOT published
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A round's rows, staged in the engine's round table: what Python needs to extend the trees.
+
+    ``hashes``: (workspace_id, leaf hash or None when the event has no leaf form), grouped by workspace,
+    each in log order. ``python_hashes``: the hashes Python computed, by event id (the rest the engine
+    computed). ``newest``: the newest ingested_at staged.
+    """
+
+    hashes: list[tuple[str, bytes | None]]
+    python_hashes: dict[str, bytes | None]
+    newest: Any
+
+
+# The log order (module docstring, step 2).
+LOG_ORDER = "ingested_at, workspace_id, occurred_at, id"
 
 
 @dataclass
@@ -106,6 +126,7 @@ class Sequencer:
     # --- state -------------------------------------------------------------------------------
     def _start(self) -> None:
         """Read back what a previous run left: watermark, sizes, last checkpoints."""
+        self.store.ensure_round()
         self._watermark = self.store.watermark()
         sizes = self.store.sizes()
         latest = self.store.latest_checkpoints()
@@ -136,11 +157,13 @@ class Sequencer:
         return frontier
 
     # --- one round ---------------------------------------------------------------------------
-    def candidates(self) -> list[Sequence[Any]]:
+    def candidates(self) -> Staged:
         """Rows to sequence now, in log order (see the module docstring, step 2).
 
-        The order is chosen on four small columns first (the inner query), and
-        only the chosen rows are read in full. While a backlog lasts (a round
+        The round's rows are staged in the engine's round table, which hashes
+        them on insert (``LogStore.ensure_round``); Python reads back only the
+        workspace and leaf hash of each (in log order), and the event columns
+        of the rare row the engine cannot spell. While a backlog lasts (a round
         filled ``max_events_per_round``), the next round continues after the
         last row it took instead of re-reading the window.
         """
@@ -169,26 +192,48 @@ class Sequencer:
         else:
             choose += f" AND id NOT IN (SELECT event_id FROM {self._tables.leaves})"
         order = "ORDER BY ingested_at, workspace_id, occurred_at, id LIMIT 1 BY id"
+        # The round's rows are chosen on four small columns (a backlog re-sorts only those), then read in full.
         chosen = (f"SELECT ingested_at, workspace_id, occurred_at, id FROM {ev} WHERE {choose} {order}"
                   " LIMIT {limit:UInt64}")
-        # Ids sequenced before the window (an old event stored again): a set built in the engine from the
-        # chosen ids and looked up through the leaves' by-event projection. (Passing the ids from Python as
-        # an array literal cost ~13 µs an id to bind and minutes on a 2M-leaf log.)
-        old = "" if lower is None else (
-            f" AND id NOT IN (SELECT event_id FROM {self._tables.leaves} WHERE event_id IN"
-            f" (SELECT id FROM ({chosen})))")
-        sql = (
-            f"SELECT {SELECT_COLUMNS}, workspace_id, ingested_at FROM {ev} WHERE {window}"
-            f" AND (ingested_at, workspace_id, occurred_at, id) IN ({chosen}){old} {order}"
-        )
-        rows = self._client.query(sql, parameters=params).result_rows
+        # Ids sequenced before the window (an old event stored again) are staged but left out when the
+        # staged rows are read and written (``LogStore.round_unsequenced``): a set built in the engine from
+        # the staged ids, looked up through the leaves' by-event projection. (Passing the ids from Python
+        # as an array literal cost ~13 µs an id to bind and minutes on a 2M-leaf log.)
+        staged = self._tables.round
+        self._client.command(f"TRUNCATE TABLE {staged}")
+        self._client.command(
+            f"INSERT INTO {staged} (ingested_at, workspace_id, {SELECT_COLUMNS})"
+            f" SELECT ingested_at, workspace_id, {SELECT_COLUMNS} FROM {ev} WHERE {window}"
+            f" AND (ingested_at, workspace_id, occurred_at, id) IN ({chosen}) {order}", parameters=params)
+        count, newest = self._client.query(f"SELECT count(), max(ingested_at) FROM {staged}").result_rows[0]
         self._position = None
-        if len(rows) >= self._cfg.max_events_per_round:
-            last = rows[-1]
-            self._position = (last[16], str(last[15]), last[1], str(last[0]))
+        if count >= self._cfg.max_events_per_round:
+            last = self._client.query(f"SELECT ingested_at, workspace_id, occurred_at, id FROM {staged}"
+                                      " ORDER BY ingested_at DESC, workspace_id DESC, occurred_at DESC, id DESC LIMIT 1"
+                                      ).result_rows[0]
+            self._position = (last[0], str(last[1]), last[2], str(last[3]))
         else:
             self._pending_cutoff = cutoff  # caught up to here once this round's leaves are written
-        return list(rows)
+        if not count:
+            return Staged([], {}, None)
+        # Per workspace, in log order: only what the Merkle tree needs (the ids stay in the engine).
+        fresh = self.store.round_unsequenced
+        rows = self._client.query(f"SELECT workspace_id, plain, leaf_hash, if(plain, '', toString(id)) FROM {staged}"
+                                  f" WHERE {fresh} ORDER BY workspace_id, {LOG_ORDER}").result_rows
+        odd = self._client.query(f"SELECT {SELECT_COLUMNS}, workspace_id FROM {staged} WHERE NOT plain AND {fresh}"
+                                 ).result_rows
+        fixed = {str(row[0]): self._python_hash(row) for row in odd}  # None: no leaf
+        hashes = [(r[0], r[2] if r[1] else fixed[r[3]]) for r in rows]
+        return Staged(hashes, fixed, newest)
+
+    @staticmethod
+    def _python_hash(row: Sequence[Any]) -> bytes | None:
+        """The leaf hash of a row the engine cannot spell (``engine_leaf_sql``); None: it has no leaf form."""
+        try:
+            return leaf_hash(row_leaf_bytes(row, str(row[15])))
+        except InvalidCanonicalForm:
+            logger.exception("sequencer_unleafable_event workspace=%s id=%s", row[15], row[0])
+            return None
 
     def round(self) -> RoundStats:
         """Sequence what is ready, write due checkpoints, publish; returns what it did."""
@@ -196,49 +241,45 @@ class Sequencer:
             self._start()
         stats = RoundStats()
         try:
-            rows = self.candidates()
-            leaf_rows: list[tuple[str, int, str, bytes, Any]] = []
+            staged = self.candidates()
             node_rows: list[tuple[str, int, int, bytes]] = []
             grown: set[str] = set()
             stride = self.store.stride
-            by_ws: dict[str, list[Sequence[Any]]] = {}
-            for row in rows:
-                by_ws.setdefault(str(row[15]), []).append(row)
+            bases: dict[str, int] = {}
             self._appended = {}
-            for ws, ws_rows in by_ws.items():
+            leaves = 0
+            for ws, group in itertools.groupby(staged.hashes, key=lambda r: r[0]):
                 frontier = self._frontier(ws)
-                before = frontier.size
-                for row in ws_rows:
-                    try:
-                        data = row_leaf_bytes(row, ws)
-                    except InvalidCanonicalForm:
-                        logger.exception("sequencer_unleafable_event workspace=%s id=%s", ws, row[0])
+                bases[ws] = before = frontier.size
+                append = frontier.append
+                for _ws, h in group:
+                    if h is None:
                         stats.skipped += 1
                         continue
-                    h = leaf_hash(data)
-                    index = frontier.size
-                    for level, node_index, value in frontier.append(h):
+                    for level, node_index, value in append(h):
                         if level and level % stride == 0:
                             node_rows.append((ws, level, node_index, value))
-                    leaf_rows.append((ws, index, str(row[0]), h, row[16]))
                 self._appended[ws] = frontier.size - before
+                leaves += frontier.size - before
                 grown.add(ws)
-            if leaf_rows:
+            if leaves:
                 self._check_single_writer(grown)
-                self.store.insert_leaves(leaf_rows)
+                self.store.insert_staged_leaves(bases, staged.python_hashes, self._cfg.max_events_per_round)
                 self.store.insert_nodes(node_rows)
-                newest = max(r[4] for r in leaf_rows)
-                if self._watermark is None or newest > self._watermark:
-                    self._watermark = newest
+                if self._watermark is None or staged.newest > self._watermark:
+                    self._watermark = staged.newest
             if self._pending_cutoff is not None:
                 self._caught_up_to, self._pending_cutoff = self._pending_cutoff, None
-            stats.leaves, stats.nodes, stats.workspaces = len(leaf_rows), len(node_rows), len(grown)
+            stats.leaves, stats.nodes, stats.workspaces = leaves, len(node_rows), len(grown)
             self._pending |= grown
             stats.checkpoints = self._checkpoint_due()
         except Exception:
             self._reset()
             raise
         self._publish_pending(stats.checkpoints)
+        metrics.LEAVES.inc(stats.leaves)
+        metrics.CHECKPOINTS.inc(len(stats.checkpoints))
+        metrics.LAST_ROUND.set_to_current_time()
         if stats.leaves or stats.checkpoints:
             logger.info("sequencer_round leaves=%d workspaces=%d nodes=%d checkpoints=%d skipped=%d",
                         stats.leaves, stats.workspaces, stats.nodes, len(stats.checkpoints), stats.skipped)
@@ -303,6 +344,7 @@ class Sequencer:
         except Exception:
             logger.warning("checkpoint_publish_failed checkpoints=%d (retried next round)", len(batch), exc_info=True)
             self._unpublished = batch
+        metrics.UNPUBLISHED.set(len(self._unpublished))
         if self._unpublished:
             logger.warning("checkpoint_publish_pending checkpoints=%d", len(self._unpublished))
 
@@ -316,6 +358,7 @@ class Sequencer:
                 if stats.leaves >= self._cfg.max_events_per_round:
                     continue  # a backlog: go on at once
             except Exception:
+                metrics.ROUND_FAILURES.inc()
                 logger.exception("sequencer_round_failed retry_in=%.1fs", delay)
                 delay = min(delay * 2, 30.0)
             stop.wait(delay)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from config.settings import Settings
-from transparency.checkpoint import Checkpoint, Keyring, Signer, load_public_key
+from transparency.checkpoint import Checkpoint, Keyring, Signer, key_id, load_public_key
 from transparency.errors import SigningKeyError
 from transparency.sequencer import Sequencer
 
@@ -46,7 +46,12 @@ def load_signer(settings: Settings, *, generate: bool | None = None) -> Signer:
 
 
 def load_keyring(settings: Settings, signer: Signer | None = None) -> Keyring:
-    """The public keys checkpoints are verified with: the current key's and every previous one's."""
+    """The public keys checkpoints are verified with: the current key's and every previous one's.
+
+    The current one comes from the signing key where this process holds it,
+    and from ``public_key`` where it does not (the API next to a separate
+    sequencer).
+    """
     ring = Keyring()
     if signer is None:
         try:
@@ -55,12 +60,23 @@ def load_keyring(settings: Settings, signer: Signer | None = None) -> Keyring:
             signer = None
     if signer is not None:
         ring.add(signer.public_key)
+    if settings.transparency.public_key:
+        ring.add(load_public_key(settings.transparency.public_key.encode()))
     for path in settings.transparency.previous_public_key_files:
         try:
             ring.add(load_public_key(path.read_bytes()))
         except OSError as err:
             raise SigningKeyError(f"cannot read the previous public key {path}: {err.strerror}") from err
     return ring
+
+
+def current_key_id(settings: Settings) -> str | None:
+    """The key id new checkpoints are signed with: the signing key's, else the configured public key's."""
+    try:
+        return load_signer(settings, generate=False).key_id
+    except SigningKeyError:
+        pem = settings.transparency.public_key
+        return key_id(load_public_key(pem.encode())) if pem else None
 
 
 class KafkaCheckpointPublisher:

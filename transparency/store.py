@@ -15,6 +15,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from transparency.canonical import engine_leaf_sql
 from transparency.checkpoint import Checkpoint
 from transparency.errors import MissingHash, SequencerError
 from transparency.merkle import DEFAULT_STRIDE, Position, combine_subtree
@@ -41,6 +42,11 @@ class Tables:
     @property
     def checkpoints(self) -> str:
         return f"{self.database}.transparency_checkpoints"
+
+    @property
+    def round(self) -> str:
+        """The sequencer's scratch table: one round's rows and their leaf hashes (``LogStore.ensure_round``)."""
+        return f"{self.database}.transparency_round"
 
 
 class LogStore:
@@ -211,21 +217,61 @@ class LogStore:
             start += chunk
 
     # --- writing -----------------------------------------------------------------------------
-    def insert_leaves(self, rows: Sequence[tuple[str, int, str, bytes, Any]]) -> None:
-        """(workspace_id, leaf_index, event_id, leaf_hash, ingested_at), each workspace's in index order.
+    def ensure_round(self) -> None:
+        """(Re)create the sequencer's scratch table: one round's events, their leaf hashes computed on insert.
 
-        Chunks go in order, each one part: a crash leaves every workspace a prefix of its new leaves.
+        Memory engine: it holds one round and is refilled every round. Staging
+        the round's rows in the engine lets it hash exactly those rows (the
+        hash is a MATERIALIZED column, so it is computed after the round's
+        LIMIT, not for every row of the window) and write their leaves itself
+        (``insert_staged_leaves``) while Python reads only the hashes; both
+        see the same rows whatever merges the events table does meanwhile.
+        Dropped first so a changed leaf expression always takes effect.
         """
-        for start in range(0, len(rows), INSERT_CHUNK):
-            self.client.insert(
-                self.tables.leaves, list(rows[start:start + INSERT_CHUNK]),
-                column_names=["workspace_id", "leaf_index", "event_id", "leaf_hash", "ingested_at"],
-            )
+        plain, hashed = engine_leaf_sql()
+        self.client.command(f"DROP TABLE IF EXISTS {self.tables.round}")
+        self.client.command(
+            f"CREATE TABLE {self.tables.round} (ingested_at DateTime64(3, 'UTC'), id UUID, workspace_id String,"
+            " occurred_at DateTime64(6, 'UTC'), action String, category String, actor_kind String, actor_id String,"
+            " actor_display String, target_kind String, target_id String, target_display String, payload String,"
+            " ip String, user_agent String, request_id String, service String,"
+            f" plain UInt8 MATERIALIZED {plain}, leaf_hash FixedString(32) MATERIALIZED {hashed}) ENGINE = Memory")
+
+    def insert_staged_leaves(self, bases: dict[str, int], python_hashes: dict[str, bytes | None],
+                             max_rows: int) -> None:
+        """Write the staged round's leaves: leaf index = the workspace's size before + rank in log order.
+
+        One INSERT … SELECT, squashed into one block (one part): a crash leaves
+        the round's leaves all written or none. Events without a leaf form
+        (None in ``python_hashes``) are left out before the ranks are counted.
+        """
+        fixed = {i: h.hex() for i, h in python_hashes.items() if h is not None}
+        skipped = [i for i, h in python_hashes.items() if h is None]
+        block = max(max_rows, 1) + 1
+        self.client.command(
+            f"INSERT INTO {self.tables.leaves} (workspace_id, leaf_index, event_id, leaf_hash, ingested_at)"
+            " SELECT workspace_id, transform(workspace_id, {wss:Array(String)}, {bases:Array(UInt64)}, toUInt64(0))"
+            " - 1 + row_number() OVER (PARTITION BY workspace_id ORDER BY ingested_at, occurred_at, id), id,"
+            " if(plain, leaf_hash, toFixedString(unhex(transform(toString(id), {fixed_ids:Array(String)},"
+            " {fixed_hex:Array(String)}, '')), 32)),"
+            f" ingested_at FROM {self.tables.round} WHERE toString(id) NOT IN {{skipped:Array(String)}}"
+            f" AND {self.round_unsequenced}",
+            parameters={"wss": list(bases), "bases": list(bases.values()), "fixed_ids": list(fixed),
+                        "fixed_hex": list(fixed.values()), "skipped": skipped},
+            settings={"max_insert_block_size": block, "min_insert_block_size_rows": block,
+                      "min_insert_block_size_bytes": 1 << 40},
+        )
+
+    @property
+    def round_unsequenced(self) -> str:
+        """The staged rows whose id has no leaf yet (an old event stored again is staged, never sequenced)."""
+        return (f"id NOT IN (SELECT event_id FROM {self.tables.leaves} WHERE event_id IN"
+                f" (SELECT id FROM {self.tables.round}))")
 
     def insert_nodes(self, rows: Sequence[tuple[str, int, int, bytes]]) -> None:
         for start in range(0, len(rows), INSERT_CHUNK):
-            self.client.insert(self.tables.nodes, list(rows[start:start + INSERT_CHUNK]),
-                               column_names=["workspace_id", "level", "node_index", "hash"])
+            self.client.insert(self.tables.nodes, list(zip(*rows[start:start + INSERT_CHUNK], strict=True)),
+                               column_names=["workspace_id", "level", "node_index", "hash"], column_oriented=True)
 
     def insert_checkpoint(self, cp: Checkpoint) -> None:
         self.client.insert(

@@ -24,7 +24,7 @@ from transparency.errors import TransparencyError
 from transparency.export import log_lines
 from transparency.merkle import consistency_proof, inclusion_proof_and_leaf
 from transparency.sequencer import tables_for
-from transparency.service import load_keyring, load_signer
+from transparency.service import current_key_id, load_keyring
 from transparency.store import LogStore
 
 router = APIRouter(tags=["transparency"])
@@ -98,7 +98,7 @@ def _checkpoint(store: LogStore, workspace_id: str, tree_size: int | None) -> Ch
 def public_keys(ctx: ContextDep) -> PublicKeys:
     """Every public key checkpoints were signed with (no sign-in: an auditor needs them first)."""
     try:
-        current = load_signer(ctx.settings, generate=False).key_id
+        current = current_key_id(ctx.settings)
     except TransparencyError:
         current = None
     ring = load_keyring(ctx.settings)

@@ -59,7 +59,7 @@ def test_sigkills_during_ingestion_leave_every_event_exactly_one_leaf_and_verify
     dsn = f"chdb://{tmp_path / 'chdb'}"
     env = _transparency_env(_env(settings, dsn, batch_max_events="2000", batch_max_seconds="0.3"), tmp_path)
     assert _auditlog("migrate", env=env).wait(120) == 0
-    events = make_events(20_000, seed=21)
+    events = make_events(100_000, seed=21)  # issue 16: SIGKILLs during 100k events
     ids: list[str] = []
     producing = threading.Thread(target=lambda: ids.extend(produce(settings, events)), daemon=True)
     producing.start()

@@ -19,13 +19,18 @@ import yaml
 
 from config.settings import Settings
 from tests.support.deploy_env import interpolate, settings_field_exists
+from transparency.checkpoint import Signer, public_pem
+from transparency.service import current_key_id, load_keyring, load_signer
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy/compose/compose.yaml"
+SIGNER = Signer.generate()
 SECRETS = {
     "CLICKHOUSE_PASSWORD": "ch-pass-for-tests",
     "AUDITLOG_API__JWT_SECRET": "jwt-secret-for-tests-0123456789abcdef",
     "AUDITLOG_API__CURSOR_SECRET": "cursor-secret-for-tests-0123456789",
+    "AUDITLOG_TRANSPARENCY__SIGNING_KEY": SIGNER.private_pem().decode(),
+    "AUDITLOG_TRANSPARENCY__PUBLIC_KEY": public_pem(SIGNER.public_key),
 }
 
 
@@ -114,3 +119,46 @@ def test_image_contains_every_package_the_distribution_ships():
     assert {p.split(".")[0] for p in packages} <= copied
     for source in copied | {"pyproject.toml", "README.md"}:
         assert (ROOT / source).exists(), source
+
+
+def _service_settings(compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, value in compose["services"][name]["environment"].items():
+        monkeypatch.setenv(key, interpolate(str(value), SECRETS))
+    return Settings(_env_file=None)
+
+
+def test_exactly_one_service_runs_the_sequencer_and_it_never_scales(compose: dict[str, Any]):
+    services = compose["services"]
+    sequencers = [name for name, s in services.items() if s.get("command") == ["sequence"]]
+    assert sequencers == ["sequence"]
+    sequence = services["sequence"]
+    assert sequence["deploy"]["replicas"] == 1
+    assert "ports" not in sequence
+    assert "9109/metrics" in " ".join(sequence["healthcheck"]["test"])
+    assert sequence["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_only_the_sequencer_holds_the_signing_key_and_it_comes_from_the_env_file(compose: dict[str, Any]):
+    holders = [name for name, s in compose["services"].items()
+               if "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in s.get("environment", {})]
+    assert holders == ["sequence"]
+    value = compose["services"]["sequence"]["environment"]["AUDITLOG_TRANSPARENCY__SIGNING_KEY"]
+    assert value.startswith("${AUDITLOG_TRANSPARENCY__SIGNING_KEY:?")  # required: no default key, ever
+    with pytest.raises(KeyError, match="AUDITLOG_TRANSPARENCY__SIGNING_KEY"):
+        interpolate(value, {})
+
+
+def test_consumers_do_not_sequence_and_the_sequencer_does(compose: dict[str, Any], monkeypatch):
+    consumer = _service_settings(compose, "consumer", monkeypatch)
+    assert consumer.transparency.enabled is False
+    monkeypatch.delenv("AUDITLOG_TRANSPARENCY__ENABLED")
+    sequencer = _service_settings(compose, "sequence", monkeypatch)
+    assert sequencer.transparency.enabled is True
+    assert load_signer(sequencer, generate=False).key_id == SIGNER.key_id  # production: the secret, not a file
+
+
+def test_the_api_serves_the_public_key_without_the_private_one(compose: dict[str, Any], monkeypatch):
+    api = _service_settings(compose, "api", monkeypatch)
+    assert not api.transparency.signing_key.get_secret_value()
+    assert current_key_id(api) == SIGNER.key_id
+    assert set(load_keyring(api).keys) == {SIGNER.key_id}

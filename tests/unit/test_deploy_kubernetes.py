@@ -98,7 +98,8 @@ def test_service_and_disruption_budgets_select_the_pods_they_mean():
 
 
 def test_every_container_has_requests_and_limits_and_reads_config_and_secret():
-    workloads = [("Deployment", "auditlog-api"), ("Deployment", "auditlog-consumer"), ("Job", "auditlog-migrate")]
+    workloads = [("Deployment", "auditlog-api"), ("Deployment", "auditlog-consumer"),
+                 ("Deployment", "auditlog-sequencer"), ("Job", "auditlog-migrate")]
     for kind, name in workloads:
         for container in _containers(kind, name):
             resources = container["resources"]
@@ -134,3 +135,49 @@ def test_with_real_secrets_the_cluster_settings_select_the_distributed_table(mon
     assert settings.events_table == "audit.events"  # the Distributed table: consumer and API unchanged
     assert settings.clickhouse.cluster == "audit_cluster"
     assert settings.api.host == "0.0.0.0"
+
+
+def _env_value(container: dict[str, Any], name: str) -> Any:
+    return next((e.get("value", e.get("valueFrom")) for e in container.get("env", []) if e["name"] == name), None)
+
+
+def test_exactly_one_sequencer_replica_never_two_during_a_rollout_and_no_autoscaler():
+    sequencers = [key for key, obj in OBJECTS.items() if obj["kind"] in {"Deployment", "StatefulSet"}
+                  and any(c.get("args") == ["sequence"] for c in obj["spec"]["template"]["spec"]["containers"])]
+    assert sequencers == [("Deployment", "auditlog-sequencer")]
+    spec = OBJECTS[("Deployment", "auditlog-sequencer")]["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}  # RollingUpdate would run the old and the new pod at once
+    targets = [o["spec"]["scaleTargetRef"]["name"] for (kind, _), o in OBJECTS.items()
+               if kind == "HorizontalPodAutoscaler"]
+    assert "auditlog-sequencer" not in targets
+    (sequencer,) = _containers("Deployment", "auditlog-sequencer")
+    assert sequencer["livenessProbe"]["httpGet"]["path"] == "/metrics"
+    ports = {p["name"]: p["containerPort"] for p in sequencer["ports"]}
+    config = OBJECTS[("ConfigMap", "auditlog-config")]["data"]
+    assert ports[sequencer["livenessProbe"]["httpGet"]["port"]] == int(config["AUDITLOG_TRANSPARENCY__METRICS_PORT"])
+
+
+def test_the_signing_key_comes_from_its_own_secret_and_only_the_sequencer_reads_it():
+    (sequencer,) = _containers("Deployment", "auditlog-sequencer")
+    ref = _env_value(sequencer, "AUDITLOG_TRANSPARENCY__SIGNING_KEY")
+    assert ref == {"secretKeyRef": {"name": "auditlog-sequencer-secrets", "key": "AUDITLOG_TRANSPARENCY__SIGNING_KEY"}}
+    assert "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in OBJECTS[("Secret", "auditlog-sequencer-secrets")]["stringData"]
+    assert "AUDITLOG_TRANSPARENCY__SIGNING_KEY" not in _environment({})  # not in the shared ConfigMap/Secret
+    dsn = _env_value(sequencer, "AUDITLOG_CLICKHOUSE__DSN")  # one server: its round table lives there
+    assert dsn == {"secretKeyRef": {"name": "auditlog-sequencer-secrets", "key": "AUDITLOG_CLICKHOUSE__DSN"}}
+    readers = []
+    for (kind, name), obj in OBJECTS.items():
+        if kind not in {"Deployment", "Job", "StatefulSet"}:
+            continue
+        text = yaml.safe_dump(obj["spec"]["template"])
+        if "auditlog-sequencer-secrets" in text or "AUDITLOG_TRANSPARENCY__SIGNING_KEY" in text:
+            readers.append(name)
+    assert readers == ["auditlog-sequencer"]
+
+
+def test_consumers_run_with_the_transparency_log_disabled():
+    (consumer,) = _containers("Deployment", "auditlog-consumer")
+    assert _env_value(consumer, "AUDITLOG_TRANSPARENCY__ENABLED") == "false"
+    (sequencer,) = _containers("Deployment", "auditlog-sequencer")
+    assert _env_value(sequencer, "AUDITLOG_TRANSPARENCY__ENABLED") in (None, "true")
