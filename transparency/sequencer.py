@@ -281,7 +281,8 @@ class Sequencer:
         metrics.CHECKPOINTS.inc(len(stats.checkpoints))
         metrics.LAST_ROUND.set_to_current_time()
         if stats.leaves or stats.checkpoints:
-            logger.info("sequencer_round leaves=%d workspaces=%d nodes=%d checkpoints=%d skipped=%d",
+            # Every round of a busy log: DEBUG, the progress is in the metrics (transparency/metrics.py).
+            logger.debug("sequencer_round leaves=%d workspaces=%d nodes=%d checkpoints=%d skipped=%d",
                         stats.leaves, stats.workspaces, stats.nodes, len(stats.checkpoints), stats.skipped)
         return stats
 

@@ -9,9 +9,10 @@ lists of hex hashes, checked as docs/verification.md describes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -77,8 +78,17 @@ class PublicKeys(BaseModel):
     keys: list[PublicKeyOut]
 
 
-def _store(ctx: ContextDep) -> LogStore:
-    return LogStore(ctx.client, tables_for(ctx.settings))
+def _store(ctx: ContextDep) -> Iterator[LogStore]:
+    """The log's tables on a page handle of the pool, for this request.
+
+    A request that fails returns its handle closed (clickhouse/pool.py): a chDB handle may hand a
+    failed query's partial output to the next query, which must never reach a proof.
+    """
+    with ctx.pages.lease() as client:
+        yield LogStore(client, tables_for(ctx.settings))
+
+
+StoreDep = Annotated[LogStore, Depends(_store)]
 
 
 def _out(cp: Checkpoint) -> CheckpointOut:
@@ -109,39 +119,38 @@ def public_keys(ctx: ContextDep) -> PublicKeys:
 @router.get(f"{WS_PREFIX}/checkpoints", response_model=CheckpointList, responses=ERRORS,
             summary="Every signed checkpoint of the workspace's log, oldest first")
 def list_checkpoints(
-    ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
+    store: StoreDep, user: CurrentUser, workspace_id: WorkspaceId,
     after_size: Annotated[int, Query(ge=0, le=2**62, description="Only checkpoints of larger trees")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many, smallest sizes first")] = 1000,
 ) -> CheckpointList:
     """Signed tree heads by size; compare each size with a log export to narrow down a divergence."""
     user.require_reader(workspace_id)
-    return CheckpointList(checkpoints=[_out(cp) for cp in _store(ctx).checkpoints(workspace_id, after_size, limit)])
+    return CheckpointList(checkpoints=[_out(cp) for cp in store.checkpoints(workspace_id, after_size, limit)])
 
 
 @router.get(f"{WS_PREFIX}/checkpoints/latest", response_model=CheckpointOut, responses=NOT_FOUND,
             summary="The latest signed checkpoint")
-def latest_checkpoint(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId) -> CheckpointOut:
+def latest_checkpoint(store: StoreDep, user: CurrentUser, workspace_id: WorkspaceId) -> CheckpointOut:
     """The newest signed tree head: "log verified up to N events"."""
     user.require_reader(workspace_id)
-    return _out(_checkpoint(_store(ctx), workspace_id, None))
+    return _out(_checkpoint(store, workspace_id, None))
 
 
 @router.get(f"{WS_PREFIX}/checkpoints/{{tree_size}}", response_model=CheckpointOut, responses=NOT_FOUND,
             summary="The signed checkpoint at a tree size")
-def checkpoint_by_size(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
+def checkpoint_by_size(store: StoreDep, user: CurrentUser, workspace_id: WorkspaceId,
                        tree_size: Annotated[int, Path(ge=0, le=2**62)]) -> CheckpointOut:
     """The signed tree head of that size (404 if none was signed at exactly that size)."""
     user.require_reader(workspace_id)
-    return _out(_checkpoint(_store(ctx), workspace_id, tree_size))
+    return _out(_checkpoint(store, workspace_id, tree_size))
 
 
 @router.get(f"{WS_PREFIX}/events/{{event_id}}/proof", response_model=InclusionProofOut, responses=NOT_FOUND,
             summary="An event's inclusion proof against a signed checkpoint")
-def event_proof(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, event_id: uuid.UUID,
+def event_proof(store: StoreDep, user: CurrentUser, workspace_id: WorkspaceId, event_id: uuid.UUID,
                 tree_size: TreeSize = None) -> InclusionProofOut:
     """The RFC 9162 audit path from the event's leaf to the checkpoint's root (O(log n) stored hashes)."""
     user.require_reader(workspace_id)
-    store = _store(ctx)
     cp = _checkpoint(store, workspace_id, tree_size)
     index = store.leaf_of(workspace_id, str(event_id))
     if index is None:
@@ -157,7 +166,7 @@ def event_proof(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, e
 
 @router.get(f"{WS_PREFIX}/consistency", response_model=ConsistencyProofOut, responses=NOT_FOUND,
             summary="A consistency proof between two signed checkpoints")
-def consistency(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
+def consistency(store: StoreDep, user: CurrentUser, workspace_id: WorkspaceId,
                 from_size: Annotated[int, Query(alias="from", ge=1, le=2**62, description="The older size")],
                 to_size: Annotated[int, Query(alias="to", ge=1, le=2**62, description="The newer size")]
                 ) -> ConsistencyProofOut:
@@ -165,7 +174,6 @@ def consistency(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
     user.require_reader(workspace_id)
     if from_size > to_size:
         raise InvalidFilter("from must not be larger than to: a log only grows.")
-    store = _store(ctx)
     old, new = _checkpoint(store, workspace_id, from_size), _checkpoint(store, workspace_id, to_size)
     proof = consistency_proof(store.reader(workspace_id), from_size, to_size, store.stride)
     return ConsistencyProofOut(from_size=from_size, to_size=to_size, proof=[h.hex() for h in proof],
@@ -179,7 +187,8 @@ def log_export(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId,
                tree_size: TreeSize = None) -> StreamingResponse:
     """The events of leaves 0..tree_size-1, each as the JSONL export writes it plus log_index and leaf_hash."""
     user.require_reader(workspace_id)
-    cp = _checkpoint(_store(ctx), workspace_id, tree_size)
+    with ctx.pages.lease() as client:  # only for the checkpoint: the stream reads on its own client
+        cp = _checkpoint(LogStore(client, tables_for(ctx.settings)), workspace_id, tree_size)
     return StreamingResponse(
         log_lines(ctx.settings, workspace_id, cp.tree_size), media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="audit-log-{workspace_id}-{cp.tree_size}.jsonl"'},
