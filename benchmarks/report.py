@@ -55,6 +55,18 @@ def _pages(r: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def _timeline(r: dict[str, Any]) -> str:
+    ours, pg = r.get("ch_timeline", {}), r.get("pg_timeline", {})
+    rows = []
+    for shape, o in ours.items():
+        t = pg.get(shape, {})
+        rows.append([shape, f"{o.get('bucket')} x {o.get('buckets')}", _n(o["p50_ms"], 2), _n(t.get("p50_ms"), 2),
+                     _ratio(o["p50_ms"], t.get("p50_ms")), _n(o["p99_ms"], 2), _n(t.get("p99_ms"), 2),
+                     _ratio(o["p99_ms"], t.get("p99_ms")), f"{_n(o.get('rows'))} / {_n(t.get('rows'))}"])
+    return _table(["timeline", "buckets", "p50 ours ms", "PG ms", "ours/PG", "p99 ours ms", "PG ms", "ours/PG",
+                   "events counted ours / PG"], rows)
+
+
 def render(r: dict[str, Any]) -> str:
     """All tables of one run, Markdown."""
     m = r.get("machine", {})
@@ -73,6 +85,9 @@ def render(r: dict[str, Any]) -> str:
         parts += [f"### Ingest (benchmarks.consumer, {_n(ingest.get('events'))} events; PostgreSQL: not measured)",
                   _table(["figure", "value"], rows)]
     parts += ["### Pages (EventReader.page, real query code)", _pages(r)]
+    if r.get("ch_timeline"):
+        parts += ["### Activity timeline (TimelineReader.timeline, warm; PG: date_bin / date_trunc GROUP BY on "
+                  "its index, generate_series for empty buckets)", _timeline(r)]
     ex, pex = r.get("ch_export", {}), r.get("pg_export", {})
     rows = []
     for fmt in ("jsonl", "csv"):

@@ -34,12 +34,13 @@ from benchmarks import dataset, measure
 from benchmarks.api_load import load_test
 from benchmarks.postgres import PostgresServer, load, storage
 from benchmarks.report import render
-from benchmarks.shapes import build_shapes
+from benchmarks.shapes import build_shapes, build_timeline_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
 from config.settings import Settings
 from query_api.export import EventExporter
 from query_api.queries import EventReader
+from query_api.timeline import TimelineReader
 
 logger = logging.getLogger("benchmarks.run")
 
@@ -162,6 +163,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["ch_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in ch_pages.items()}
         results["ch_explain"] = {s.name: measure.explain(client, s, table) for s in shapes
                                  if ch_pages[s.name]["warm"].p99 > 20.0}
+        timelines = build_timeline_shapes(data, shapes)
+        max_buckets = settings.api.timeline_max_buckets
+        results["ch_timeline"] = measure.ch_timelines(TimelineReader(client, table, max_buckets), timelines,
+                                                      args.warm)
         # Each export runs twice and the second run counts: both engines export warm, whatever the
         # cold page samples just before left in the caches.
         results["ch_export"] = {fmt: measure.twice(measure.ch_export, EventExporter(client, table),
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pg_pages = measure.pg_pages(server, shapes, args.warm, args.cold, page_cache)
             results["pg_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pg_pages.items()}
             results["pg_export"] = measure.twice(measure.pg_export, server, dataset.BIG_WORKSPACE)
+            results["pg_timeline"] = measure.pg_timelines(server, timelines, args.warm, max_buckets)
             with server.connect() as conn:
                 results["questions"] = measure.questions(client, conn, table, end.isoformat(),
                                                          reps=2 if args.quick else 3)
