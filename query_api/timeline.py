@@ -43,7 +43,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Without it, toStartOfInterval answers Date/DateTime, which saturate outside 1970..2149 / 2106: every
 # event of 1900..1969 would land in 1970's bucket. With it, Date32 / DateTime64, the column's whole range.
 TIMELINE_SETTINGS = {**PAGE_SETTINGS, "enable_extended_results_for_datetime_functions": 1}
-_MICRO = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -217,10 +216,5 @@ class TimelineReader:
         )
         rows = self._client.query(sql, parameters=params, settings=TIMELINE_SETTINGS).result_rows
         buckets = [Bucket(as_utc(start), size.after(as_utc(start)), int(count)) for start, count in rows]
-        logger.info("timeline workspace=%s bucket=%s buckets=%d", workspace_id, size.label, len(buckets))
+        logger.debug("timeline workspace=%s bucket=%s buckets=%d", workspace_id, size.label, len(buckets))
         return Timeline(lo, hi, size, buckets)
-
-
-def last_moment(end: datetime) -> datetime:
-    """The inclusive bound just before an exclusive ``end`` (what ``until`` takes)."""
-    return end - _MICRO

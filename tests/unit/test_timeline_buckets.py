@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from config.settings import ApiSettings
 from query_api.queries import ENGINE_MAX, ENGINE_MIN
-from query_api.timeline import LADDER, BucketSize, choose_bucket, last_moment
+from query_api.timeline import LADDER, BucketSize, choose_bucket
 
 moments = st.datetimes(min_value=ENGINE_MIN.replace(tzinfo=None), max_value=ENGINE_MAX.replace(tzinfo=None),
                        timezones=st.just(UTC))
@@ -102,13 +102,6 @@ def test_month_steps_end_at_the_next_calendar_boundary():
     assert SIZES["1mo"].after(datetime(2024, 1, 1, tzinfo=UTC)) == datetime(2024, 2, 1, tzinfo=UTC)
     assert SIZES["3mo"].after(datetime(2299, 10, 1, tzinfo=UTC)) == datetime(2300, 1, 1, tzinfo=UTC)
     assert SIZES["1y"].after(datetime(1969, 1, 1, tzinfo=UTC)) == datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@settings(max_examples=50, deadline=None)
-@given(moments)
-def test_last_moment_is_the_inclusive_bound_before_an_end(end):
-    assert last_moment(end) < end
-    assert end - last_moment(end) == timedelta(microseconds=1)
 
 
 def test_the_ladder_grows_strictly():
