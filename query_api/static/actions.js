@@ -111,6 +111,12 @@
     page.narrow({ action: name });
   }
 
+  // After Apply (app.js's submit handler runs first), show the filter in force: a half-typed name
+  // that Apply did not take goes back to the action that is applied.
+  document.getElementById("filters").addEventListener("submit", () => {
+    input.value = page.filters().action || "";
+    close();
+  });
   input.addEventListener("input", () => { active = -1; render(); });
   input.addEventListener("focus", () => { if (!input.value) render(); });
   input.addEventListener("blur", () => setTimeout(close, 120));

@@ -172,6 +172,16 @@ def test_the_action_typeahead_lists_catalog_actions_by_category_and_sets_the_fil
     page.keyboard.press("Enter")
     settled(page)
     assert "action" not in url_filters(page)
+    # A whole name typed (in any case) and Apply sets it too; a half-typed one changes nothing.
+    page.get_by_role("combobox", name="Action").fill("member_added")
+    page.get_by_role("button", name="Apply").click()
+    settled(page)
+    assert url_filters(page)["action"] == "MEMBER_ADDED"
+    page.get_by_role("combobox", name="Action").fill("MEMBER_ADD")
+    page.get_by_role("button", name="Apply").click()
+    settled(page)
+    assert url_filters(page)["action"] == "MEMBER_ADDED"
+    expect(page.get_by_role("combobox", name="Action")).to_have_value("MEMBER_ADDED")
 
 
 def test_one_filter_change_sends_one_list_request_and_one_timeline_request(laptop: Page, demo_app: Served) -> None:
