@@ -20,8 +20,12 @@ every filter -- and any later one, such as a search -- composes the same way
 as on the list, and the buckets sum to the list's total.
 
 Copies of an event that the ReplacingMergeTree has not merged yet share its
-``(occurred_at, id)``, hence its bucket: ``uniqExact(id)`` per bucket counts
-each event once.
+whole sort key, so ``FINAL`` collapses them and ``count()`` counts each event
+once. The engine merges only the key ranges where parts overlap (the newest
+ones) and reads the rest as it is: on a 2.77M-row workspace with 0.77M unmerged
+copies (load average ~10, CPU time per query, docs/performance.md) ``FINAL``
++ ``count()`` took 219 ms of CPU, ``uniqExact(id)`` 401 ms, a plain ``count()``
+(which counts copies) 95 ms.
 """
 
 from __future__ import annotations
@@ -208,7 +212,7 @@ class TimelineReader:
                                   "fill_to": ch_time(min(stop, ENGINE_MAX))}
         bucket = bucket_expression(size)
         sql = (
-            f"SELECT {bucket} AS bucket, uniqExact(id) AS events FROM {self._table} WHERE {query.where}"
+            f"SELECT {bucket} AS bucket, count() AS events FROM {self._table} FINAL WHERE {query.where}"
             " GROUP BY bucket ORDER BY bucket WITH FILL"
             " FROM toDateTime64({fill_from:DateTime64(6, 'UTC')}, 0, 'UTC')"
             " TO toDateTime64({fill_to:DateTime64(6, 'UTC')}, 0, 'UTC')"
