@@ -196,6 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results["with_projection"] = with_projection(
                         args, client, conn, reader, shapes, table, end.isoformat())
         results["chdb_version"] = client.query("SELECT version()").result_rows[0][0]
+        results["machine"]["load_average_at_end"] = os.getloadavg()
     finally:
         if server is not None:
             server.remove()
