@@ -23,7 +23,7 @@ Copies of an event that the ReplacingMergeTree has not merged yet share its
 whole sort key, so ``FINAL`` collapses them and ``count()`` counts each event
 once. The engine merges only the key ranges where parts overlap (the newest
 ones) and reads the rest as it is: on a 2.77M-row workspace with 0.77M unmerged
-copies (load average ~10, CPU time per query, docs/performance.md) ``FINAL``
+copies (CPU time per query, docs/performance.md, "Activity timeline") ``FINAL``
 + ``count()`` took 219 ms of CPU, ``uniqExact(id)`` 401 ms, a plain ``count()``
 (which counts copies) 95 ms.
 """
