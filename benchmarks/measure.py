@@ -24,10 +24,11 @@ import psycopg
 from clickhouse_connect.driver.client import Client
 
 from benchmarks.postgres import PostgresServer
-from benchmarks.shapes import PAGE_SIZE, QUESTIONS, Shape, pg_page_sql
+from benchmarks.shapes import PAGE_SIZE, QUESTIONS, Shape, pg_page_sql, pg_timeline_sql
 from query_api.export import EventExporter, ExportProgress
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
+from query_api.timeline import TimelineReader, choose_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,62 @@ def pg_pages(server: PostgresServer, shapes: list[Shape], warm: int, cold: int,
         out[shape.name] = {"cold": cold_lat, "warm": warm_lat}
         logger.info("bench_pg_page shape=%s cold_p50=%.1f warm_p50=%.2f warm_p99=%.2f rows=%d", shape.name,
                     cold_lat.p50, warm_lat.p50, warm_lat.p99, warm_lat.rows)
+    return out
+
+
+def _sampled(run: Callable[[], int], warm: int) -> Latency:
+    """``warm`` timed runs after a few untimed ones; ``rows`` is what the last run returned."""
+    lat = Latency()
+    for _ in range(min(3, warm)):
+        run()
+    for _ in range(warm):
+        ms, lat.rows = timed(run)
+        lat.samples.append(ms)
+    return lat
+
+
+def ch_timelines(reader: TimelineReader, shapes: list[Shape], warm: int) -> dict[str, dict[str, Any]]:
+    """Warm p50/p99 of ``TimelineReader.timeline`` (the endpoint's whole engine work) for every shape;
+    ``rows`` is the events counted, ``buckets`` and ``bucket`` what it answered."""
+    out: dict[str, dict[str, Any]] = {}
+    for shape in shapes:
+        def run(s: Shape = shape) -> int:
+            return reader.timeline(s.workspace_id, s.filters).total
+
+        lat = _sampled(run, warm)
+        answer = reader.timeline(shape.workspace_id, shape.filters)
+        out[shape.name] = {**lat.as_dict(), "bucket": answer.size.label if answer.size else None,
+                           "buckets": len(answer.buckets)}
+        logger.info("bench_ch_timeline shape=%s warm_p50=%.2f warm_p99=%.2f events=%d bucket=%s", shape.name,
+                    lat.p50, lat.p99, lat.rows, out[shape.name]["bucket"])
+    return out
+
+
+def _pg_timeline(conn: psycopg.Connection[Any], shape: Shape, max_buckets: int) -> int:
+    """The same answer on PostgreSQL: the range (the workspace's first/last event from its index when a
+    bound is missing), the same bucket size, then the grouped count. Returns the events counted."""
+    lo, hi = shape.filters.since, shape.filters.until
+    if lo is None or hi is None:
+        row = conn.execute("SELECT min(occurred_at), max(occurred_at) FROM events WHERE workspace_id = %s",
+                           (shape.workspace_id,)).fetchone()
+        if row is None or row[0] is None:
+            return 0
+        lo, hi = lo or row[0], hi or row[1]
+    size = choose_bucket(lo, hi, max_buckets)
+    sql, params = pg_timeline_sql(shape, size, size.align(lo), size.align(hi))
+    return sum(int(r[1]) for r in conn.execute(sql, params).fetchall())
+
+
+def pg_timelines(server: PostgresServer, shapes: list[Shape], warm: int,
+                 max_buckets: int) -> dict[str, dict[str, Any]]:
+    """Warm p50/p99 of the timeline on PostgreSQL (date_bin / date_trunc GROUP BY on its index)."""
+    out: dict[str, dict[str, Any]] = {}
+    with server.connect() as conn:
+        for shape in shapes:
+            lat = _sampled(partial(_pg_timeline, conn, shape, max_buckets), warm)
+            out[shape.name] = lat.as_dict()
+            logger.info("bench_pg_timeline shape=%s warm_p50=%.2f warm_p99=%.2f events=%d", shape.name,
+                        lat.p50, lat.p99, lat.rows)
     return out
 
 

@@ -24,6 +24,10 @@ def _n(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _load(values: Any) -> str:
+    return " / ".join(f"{v:.1f}" for v in values) if values else "-"
+
+
 def _ratio(ours: Any, theirs: Any) -> str:
     if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or not theirs:
         return "-"
@@ -55,6 +59,18 @@ def _pages(r: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def _timeline(r: dict[str, Any]) -> str:
+    ours, pg = r.get("ch_timeline", {}), r.get("pg_timeline", {})
+    rows = []
+    for shape, o in ours.items():
+        t = pg.get(shape, {})
+        rows.append([shape, f"{o.get('bucket')} x {o.get('buckets')}", _n(o["p50_ms"], 2), _n(t.get("p50_ms"), 2),
+                     _ratio(o["p50_ms"], t.get("p50_ms")), _n(o["p99_ms"], 2), _n(t.get("p99_ms"), 2),
+                     _ratio(o["p99_ms"], t.get("p99_ms")), f"{_n(o.get('rows'))} / {_n(t.get('rows'))}"])
+    return _table(["timeline", "buckets", "p50 ours ms", "PG ms", "ours/PG", "p99 ours ms", "PG ms", "ours/PG",
+                   "events counted ours / PG"], rows)
+
+
 def render(r: dict[str, Any]) -> str:
     """All tables of one run, Markdown."""
     m = r.get("machine", {})
@@ -63,7 +79,9 @@ def render(r: dict[str, Any]) -> str:
         f"`{r.get('command')}` on {m.get('cores')} cores / {m.get('memory_gib')} GiB ({m.get('cpu')}); "
         f"chDB {r.get('chdb_version', '?')}, PostgreSQL {r.get('pg_version', '-')}; "
         f"{_n(r.get('events'))} events over {r.get('workspaces')} workspaces; pages and export on the biggest "
-        f"workspace ({_n(r.get('big_workspace_rows'))} events). Cold: {r.get('cold_means')}.",
+        f"workspace ({_n(r.get('big_workspace_rows'))} events). Cold: {r.get('cold_means')}. Load average "
+        f"(1/5/15 min) at the start {_load(m.get('load_average_at_start'))}, at the end "
+        f"{_load(m.get('load_average_at_end'))}.",
     ]
     ingest = r.get("ingest")
     if ingest:
@@ -72,10 +90,14 @@ def render(r: dict[str, Any]) -> str:
                  for f in ingest.get("failures", [])]
         parts += [f"### Ingest (benchmarks.consumer, {_n(ingest.get('events'))} events; PostgreSQL: not measured)",
                   _table(["figure", "value"], rows)]
-    parts += ["### Pages (EventReader.page, real query code)", _pages(r)]
+    if r.get("ch_pages"):
+        parts += ["### Pages (EventReader.page, real query code)", _pages(r)]
+    if r.get("ch_timeline"):
+        parts += ["### Activity timeline (TimelineReader.timeline, warm; PG: date_bin / date_trunc GROUP BY on "
+                  "its index, generate_series for empty buckets)", _timeline(r)]
     ex, pex = r.get("ch_export", {}), r.get("pg_export", {})
     rows = []
-    for fmt in ("jsonl", "csv"):
+    for fmt in ("jsonl", "csv") if ex else ():
         e = ex.get(fmt, {})
         rows.append([f"ours {fmt} (EventExporter) rows/s", _n(e.get("rows_per_s")), _n(pex.get("rows_per_s")),
                      _ratio(e.get("rows_per_s"), pex.get("rows_per_s"))])
@@ -87,9 +109,10 @@ def render(r: dict[str, Any]) -> str:
         rows.append([f"{fmt} first of the two runs, rows/s (the figure above is the second)",
                      _n(e.get("first_rows_per_s")), _n(pex.get("first_rows_per_s")),
                      _ratio(e.get("first_rows_per_s"), pex.get("first_rows_per_s"))])
-    rows.append(["rows exported", _n(ex.get("jsonl", {}).get("rows")), _n(pex.get("rows")), ""])
-    parts += ["### Export of the biggest workspace (PG: COPY (SELECT ...) TO STDOUT CSV)",
-              _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
+    if ex:
+        rows.append(["rows exported", _n(ex.get("jsonl", {}).get("rows")), _n(pex.get("rows")), ""])
+        parts += ["### Export of the biggest workspace (PG: COPY (SELECT ...) TO STDOUT CSV)",
+                  _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
     cs, ps = r.get("ch_storage", {}), r.get("pg_storage", {})
     events = r.get("events") or 1
     rows = [

@@ -34,12 +34,13 @@ from benchmarks import dataset, measure
 from benchmarks.api_load import load_scenarios
 from benchmarks.postgres import PostgresServer, load, storage
 from benchmarks.report import render
-from benchmarks.shapes import build_shapes
+from benchmarks.shapes import build_shapes, build_timeline_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
 from config.settings import Settings
 from query_api.export import EventExporter
 from query_api.queries import EventReader
+from query_api.timeline import TimelineReader
 
 logger = logging.getLogger("benchmarks.run")
 
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="after the comparison, apply this SQL file (e.g. clickhouse/pending/0007_*.sql) and "
                         "measure our storage, warm pages and questions again")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
+    p.add_argument("--timeline-only", action="store_true",
+                   help="only the activity timeline on both engines (and the loading it needs): no pages, export, "
+                        "API load or questions")
     args = p.parse_args(argv)
     if args.quick:
         args.events, args.workspaces, args.pool_per_workspace, args.concurrency = 20_000, 4, 200, 4
@@ -158,18 +162,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["big_workspace_rows"] = int(client.query(
             f"SELECT count() FROM {table} WHERE workspace_id = {{ws:String}}",
             parameters={"ws": dataset.BIG_WORKSPACE}).result_rows[0][0])
-        ch_pages = measure.ch_pages(client, reader, shapes, args.warm, args.cold, page_cache)
-        results["ch_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in ch_pages.items()}
-        results["ch_explain"] = {s.name: measure.explain(client, s, table) for s in shapes
-                                 if ch_pages[s.name]["warm"].p99 > 20.0}
-        # Each export runs twice and the second run counts: both engines export warm, whatever the
-        # cold page samples just before left in the caches.
-        results["ch_export"] = {fmt: measure.twice(measure.ch_export, EventExporter(client, table),
-                                                   dataset.BIG_WORKSPACE, fmt)
-                                for fmt in ("jsonl", "csv")}
-        workspaces = [dataset.workspace_name(i) for i in range(args.workspaces)]
-        results["api_load"] = load_scenarios(settings, shapes, workspaces, args.load_seconds, args.concurrency,
-                                             workdir, dataset.BIG_WORKSPACE)
+        timelines = build_timeline_shapes(data, shapes)
+        max_buckets = settings.api.timeline_max_buckets
+        results["ch_timeline"] = measure.ch_timelines(TimelineReader(client, table, max_buckets), timelines,
+                                                      args.warm)
+        if not args.timeline_only:
+            ch_page_figures(args, client, reader, shapes, table, settings, workdir, page_cache, results)
 
         if not args.no_postgres:
             csv_path = workdir / "events.csv"
@@ -184,22 +182,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["pg_load"]["rows"] = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
                 results["pg_storage"] = storage(conn)
             csv_path.unlink()
+            results["pg_timeline"] = measure.pg_timelines(server, timelines, args.warm, max_buckets)
+            results["pg_version"] = server_version(server)
+        if not args.no_postgres and not args.timeline_only:
+            assert server is not None
             pg_pages = measure.pg_pages(server, shapes, args.warm, args.cold, page_cache)
             results["pg_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pg_pages.items()}
             results["pg_export"] = measure.twice(measure.pg_export, server, dataset.BIG_WORKSPACE)
             with server.connect() as conn:
                 results["questions"] = measure.questions(client, conn, table, end.isoformat(),
                                                          reps=2 if args.quick else 3)
-                results["pg_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
                 if args.action_projection:
                     results["with_projection"] = with_projection(
                         args, client, conn, reader, shapes, table, end.isoformat())
         results["chdb_version"] = client.query("SELECT version()").result_rows[0][0]
+        results["machine"]["load_average_at_end"] = os.getloadavg()
     finally:
         if server is not None:
             server.remove()
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def ch_page_figures(args: argparse.Namespace, client: Any, reader: EventReader, shapes: Any, table: str,
+                    settings: Settings, workdir: Path, page_cache: bool, results: dict[str, Any]) -> None:
+    """Our pages (cold and warm, with the plans of the slow ones), the export and the API under load."""
+    ch_pages = measure.ch_pages(client, reader, shapes, args.warm, args.cold, page_cache)
+    results["ch_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in ch_pages.items()}
+    results["ch_explain"] = {s.name: measure.explain(client, s, table) for s in shapes
+                             if ch_pages[s.name]["warm"].p99 > 20.0}
+    # Each export runs twice and the second run counts: both engines export warm, whatever the
+    # cold page samples just before left in the caches.
+    results["ch_export"] = {fmt: measure.twice(measure.ch_export, EventExporter(client, table),
+                                               dataset.BIG_WORKSPACE, fmt)
+                            for fmt in ("jsonl", "csv")}
+    workspaces = [dataset.workspace_name(i) for i in range(args.workspaces)]
+    results["api_load"] = load_scenarios(settings, shapes, workspaces, args.load_seconds, args.concurrency,
+                                         workdir, dataset.BIG_WORKSPACE)
+
+
+def server_version(server: PostgresServer) -> str:
+    with server.connect() as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
 
 
 def with_projection(args: argparse.Namespace, client: Any, conn: Any, reader: EventReader, shapes: Any,

@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from benchmarks.dataset import BIG_WORKSPACE, RARE_ACTOR_SEARCH, Dataset
 from query_api.cursor import Position
 from query_api.filters import EventFilters
+from query_api.timeline import BucketSize
 
 PAGE_SIZE = 50
 PG_COLUMNS = (
@@ -71,8 +72,25 @@ def build_shapes(client: Client, data: Dataset) -> list[Shape]:
     ]
 
 
-def pg_page_sql(shape: Shape, limit: int = PAGE_SIZE) -> tuple[str, dict[str, Any]]:
-    """The page as PostgreSQL SQL: keyset on the (occurred_at, id) row value, newest first."""
+def build_timeline_shapes(data: Dataset, page_shapes: list[Shape]) -> list[Shape]:
+    """The timeline questions of issue 18 on the big workspace: a year (the target), the whole history
+    (no bounds: the workspace's first/last event), a year with a filter, a week. The actor searched is
+    the one of the page shapes."""
+    ws = BIG_WORKSPACE
+    year = EventFilters(since=data.end - timedelta(days=365), until=data.end)
+    pages = {s.name: s for s in page_shapes}
+    return [
+        Shape("timeline 1 y", ws, year),
+        Shape("timeline, no bounds", ws, EventFilters()),
+        Shape("timeline 1 y, category", ws, EventFilters(category="members", since=year.since, until=year.until)),
+        Shape("timeline 1 y, actor substring", ws, EventFilters(actor=pages["actor substring"].filters.actor,
+                                                                 since=year.since, until=year.until)),
+        Shape("timeline 7 d", ws, EventFilters(since=data.end - timedelta(days=7), until=data.end)),
+    ]
+
+
+def _pg_where(shape: Shape) -> tuple[list[str], dict[str, Any]]:
+    """The filters as PostgreSQL conditions (``until`` inclusive, as the API means it)."""
     f = shape.filters
     clauses = ["workspace_id = %(ws)s"]
     params: dict[str, Any] = {"ws": shape.workspace_id}
@@ -93,14 +111,43 @@ def pg_page_sql(shape: Shape, limit: int = PAGE_SIZE) -> tuple[str, dict[str, An
         clauses.append("occurred_at >= %(since)s")
         params["since"] = f.since
     if f.until:
-        clauses.append("occurred_at < %(until)s")
+        clauses.append("occurred_at <= %(until)s")
         params["until"] = f.until
+    return clauses, params
+
+
+def pg_page_sql(shape: Shape, limit: int = PAGE_SIZE) -> tuple[str, dict[str, Any]]:
+    """The page as PostgreSQL SQL: keyset on the (occurred_at, id) row value, newest first."""
+    clauses, params = _pg_where(shape)
     if shape.after is not None:
         clauses.append("(occurred_at, id) < (%(after_t)s, %(after_id)s)")
         params["after_t"] = shape.after.occurred_at
         params["after_id"] = shape.after.id
     sql = (f"SELECT {PG_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
            f" ORDER BY occurred_at DESC, id DESC LIMIT {int(limit) + 1}")
+    return sql, params
+
+
+# The bucket a PostgreSQL expert writes for each rung of the ladder: date_bin on the Unix epoch for
+# fixed steps (weeks from a Monday, like the engine's toMonday), date_trunc for calendar ones.
+_PG_TRUNC = {(1, "MONTH"): "month", (3, "MONTH"): "quarter", (1, "YEAR"): "year", (10, "YEAR"): "decade"}
+
+
+def pg_timeline_sql(shape: Shape, size: BucketSize, first: Any, last: Any) -> tuple[str, dict[str, Any]]:
+    """The timeline as PostgreSQL SQL: GROUP BY the bucket over the index's (workspace_id, occurred_at)
+    range, empty buckets from generate_series (first..last: aligned bucket starts, UTC)."""
+    clauses, params = _pg_where(shape)
+    if size.months:
+        bucket = f"date_trunc('{_PG_TRUNC[(size.count, size.unit)]}', occurred_at AT TIME ZONE 'UTC')"
+        params.update(first=first.replace(tzinfo=None), last=last.replace(tzinfo=None))
+    else:
+        origin = "1970-01-05 00:00+00" if size.unit == "WEEK" else "1970-01-01 00:00+00"
+        bucket = f"date_bin(interval '{size.fixed.total_seconds():.0f} seconds', occurred_at, timestamptz '{origin}')"
+        params.update(first=first, last=last)
+    step = f"{size.count} {size.unit.lower()}"
+    sql = (f"SELECT s.bucket, coalesce(c.events, 0) FROM generate_series(%(first)s, %(last)s, interval '{step}')"
+           f" AS s(bucket) LEFT JOIN (SELECT {bucket} AS bucket, count(*) AS events FROM events"
+           f" WHERE {' AND '.join(clauses)} GROUP BY 1) AS c USING (bucket) ORDER BY 1")
     return sql, params
 
 

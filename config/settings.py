@@ -127,6 +127,10 @@ class ApiSettings(BaseModel):
     # Shows the "sign in as owner / admin / member" helper on the Audit page;
     # only the embedded run mode (`auditlog up`) turns it on.
     demo_sign_in: bool = False
+    # The activity timeline shows a range in at most this many bars: the bucket size is the smallest
+    # step of a fixed ladder (1 minute .. 10 years, query_api/timeline.py) that fits. 40 decades cover the
+    # engine's whole range (1900..2299), hence the floor.
+    timeline_max_buckets: int = Field(default=120, ge=40, le=2000)
 
 
 class DemoSettings(BaseModel):

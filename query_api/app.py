@@ -11,7 +11,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,7 +23,7 @@ from query_api.context import ApiContext
 from query_api.cursor import CursorCodec
 from query_api.errors import ApiError
 from query_api.queries import EventReader
-from query_api.routes import catalog, demo, events, export_links, health, transparency
+from query_api.routes import catalog, demo, events, export_links, health, timeline, transparency
 from query_api.security import TokenVerifier
 from schemas.catalog import load_catalog
 
@@ -145,6 +145,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(catalog.router)
     app.include_router(events.router)
+    app.include_router(timeline.router)
     app.include_router(export_links.router)
     app.include_router(transparency.router)
     if context.settings.api.demo_sign_in:
@@ -154,6 +155,12 @@ def create_app(context: ApiContext) -> FastAPI:
     static = resources.files("query_api").joinpath("static")
     if static.joinpath("index.html").is_file():
         app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> Response:
+            # Browsers and crawlers ask for /favicon.ico whatever the page links; answer it, not a 404.
+            return Response(static.joinpath("favicon.ico").read_bytes(), media_type="image/x-icon",
+                            headers={"Cache-Control": "public, max-age=86400"})
 
         @app.get("/", include_in_schema=False)
         @app.get("/audit", include_in_schema=False)

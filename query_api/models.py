@@ -48,6 +48,24 @@ class EventPage(BaseModel):
     filters: dict[str, str] = Field(description="The filters this page answers, as they were given")
 
 
+class BucketOut(BaseModel):
+    start: datetime = Field(description="The bucket's first moment (UTC, aligned), inclusive")
+    end: datetime = Field(description="The next bucket's start, exclusive")
+    count: int = Field(description="Events matching the filters in the bucket (0 for an empty one)")
+
+
+class TimelineOut(BaseModel):
+    bucket: str | None = Field(
+        description="The bucket size: 1m, 5m, 15m, 1h, 6h, 1d, 1w (from Monday), 1mo, 3mo, 1y or 10y; "
+        "null when there is nothing to show"
+    )
+    since: datetime | None = Field(description="The range shown, first moment (inclusive, UTC)")
+    until: datetime | None = Field(description="The range shown, last moment (inclusive, UTC)")
+    total: int = Field(description="The sum of the counts: the number of events the list shows for these filters")
+    buckets: list[BucketOut] = Field(description="Oldest first, contiguous, empty buckets included")
+    filters: dict[str, str] = Field(description="The filters this answer counts, as they were given")
+
+
 class LabelOut(BaseModel):
     key: str
     label: str

@@ -5,7 +5,7 @@
 
 (() => {
   const TOKEN_KEY = "auditlog.token";
-  const FILTERS = ["category", "actor", "target_kind", "since", "until"];
+  const FILTERS = ["category", "actor", "target_kind", "action", "since", "until"];
   const PAGE_SIZE = 50;
   const EXPORT_FORMATS = ["jsonl", "csv", "parquet"]; // the export links in index.html: #export-<format>
 
@@ -33,7 +33,14 @@
     catalog: null,
     demo: null,
     seq: 0,
+    asked: null,       // the filters of the last question asked (a query string): one request per change
   };
+
+  // Hooks for the page's other parts (timeline.js, actions.js), which load after this file:
+  // "question" fires with the filters whenever they change (not when paging), "catalog" once it loaded,
+  // "read" callbacks add their field's value when the form is read.
+  const hooks = { question: [], catalog: [], read: [] };
+  const emit = (name, ...args) => { for (const fn of hooks[name]) fn(...args); };
 
   // ---- token -------------------------------------------------------------------------------------
   const getToken = () => sessionStorage.getItem(TOKEN_KEY);
@@ -154,11 +161,16 @@
     );
   }
 
+  // The date inputs show a day; a range narrowed on the timeline is finer (a datetime). The input shows
+  // its day, and reading the form keeps the finer value while the input still shows that day.
+  const dayOf = (value) => (value || "").slice(0, 10);
+  const keepFiner = (key, shown) => (shown && shown === dayOf(state.filters[key]) ? state.filters[key] : shown);
+
   function renderFilterForm() {
     $("f-actor").value = state.filters.actor || "";
     $("f-target").value = state.filters.target_kind || "";
-    $("f-since").value = state.filters.since || "";
-    $("f-until").value = state.filters.until || "";
+    $("f-since").value = dayOf(state.filters.since);
+    $("f-until").value = dayOf(state.filters.until);
     for (const format of EXPORT_FORMATS) {
       $(`export-${format}`).href = `${eventsPath()}/export?${filterQuery({ format })}`;
     }
@@ -303,19 +315,27 @@
     }
   }
 
+  // Asks the question in state.filters, unless it is the one already asked: a date input's change
+  // followed by Apply, or a debounced keystroke followed by Enter, is one question and one request.
   function ask(push = true) {
+    const question = filterQuery().toString();
+    if (question === state.asked) return;
+    state.asked = question;
     state.cursors = [];
     state.cursor = null;
     writeUrl(push);
     renderChips();
     load();
+    emit("question", { ...state.filters });
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
   function readForm() {
     const value = (id) => $(id).value.trim();
     const next = { category: state.filters.category, actor: value("f-actor"), target_kind: value("f-target"),
-                   since: value("f-since"), until: value("f-until") };
+                   action: state.filters.action, since: keepFiner("since", value("f-since")),
+                   until: keepFiner("until", value("f-until")) };
+    for (const read of hooks.read) Object.assign(next, read());
     state.filters = Object.fromEntries(Object.entries(next).filter(([, v]) => v));
   }
 
@@ -328,18 +348,20 @@
       else state.filters.category = chip.dataset.category;
       ask();
     });
+    let typing = null;
     $("filters").addEventListener("submit", (e) => {
       e.preventDefault();
+      clearTimeout(typing);
       readForm();
       ask();
     });
-    let typing = null;
     $("f-actor").addEventListener("input", () => {
       clearTimeout(typing);
       typing = setTimeout(() => { readForm(); ask(false); }, 350);
     });
+    // A change asks at once; Apply right after finds the same question and asks nothing (ask()).
     for (const id of ["f-target", "f-since", "f-until"]) {
-      $(id).addEventListener("change", () => { readForm(); ask(); });
+      $(id).addEventListener("change", () => { clearTimeout(typing); readForm(); ask(); });
     }
     $("clear-filters").addEventListener("click", () => { state.filters = {}; ask(); });
     $("retry").addEventListener("click", () => load());
@@ -396,6 +418,30 @@
     });
     $("sign-out").addEventListener("click", () => { clearToken(); showSignIn(""); });
     window.addEventListener("popstate", () => { readUrl(); state.cursors = []; state.cursor = null; start(); });
+
+    window.auditPage = {
+      // A part whose script ran after the catalog or the first question arrived gets them at once.
+      on(name, fn) {
+        hooks[name].push(fn);
+        if (name === "catalog" && state.catalog) fn(state.catalog);
+        if (name === "question" && state.asked !== null) fn({ ...state.filters });
+      },
+      api,
+      eventsPath,
+      filters: () => ({ ...state.filters }),
+      catalog: () => state.catalog,
+      // Sets (or, with null, removes) some filters and asks the question.
+      narrow(patch) {
+        clearTimeout(typing);
+        readForm();
+        for (const [key, value] of Object.entries(patch)) {
+          if (value === null || value === undefined || value === "") delete state.filters[key];
+          else state.filters[key] = value;
+        }
+        ask();
+      },
+      handleFailure,
+    };
   }
 
   // The export streams straight to disk: ask (with the bearer header) for a short-lived,
@@ -433,7 +479,9 @@
     writeUrl(false);
     renderChips();
     show("audit");
+    state.asked = filterQuery().toString();
     load();
+    emit("question", { ...state.filters });
   }
 
   async function boot() {
@@ -449,6 +497,7 @@
     }
     const kinds = state.catalog.target_kinds.map((k) => el("option", { value: k.key, text: k.label }));
     $("f-target").append(...kinds);
+    emit("catalog", state.catalog);
     try {
       state.demo = await api("/v1/demo/sign-in", { auth: false });
     } catch (_err) {

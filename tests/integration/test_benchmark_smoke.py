@@ -83,6 +83,20 @@ def test_api_load_test_serves_every_request_without_errors(quick_run: tuple[dict
     assert "export alongside" in table
 
 
+@pytest.mark.clickhouse
+def test_every_timeline_shape_is_measured_and_counts_the_year(quick_run: tuple[dict[str, Any], str]) -> None:
+    result, table = quick_run
+    timelines = result["ch_timeline"]
+    assert set(timelines) >= {"timeline 1 y", "timeline, no bounds", "timeline 7 d"}
+    for shape, t in timelines.items():
+        assert t["n"] == 5 and t["p99_ms"] >= t["p50_ms"] > 0, shape
+    # The dataset spans a year ending at the run's end: both views count the whole workspace.
+    assert timelines["timeline, no bounds"]["rows"] == result["big_workspace_rows"]
+    assert 0 < timelines["timeline 1 y, category"]["rows"] < timelines["timeline 1 y"]["rows"]
+    assert timelines["timeline 1 y"]["bucket"] == "1w"
+    assert "Activity timeline" in table
+
+
 @needs_postgres
 @pytest.mark.clickhouse
 def test_postgres_holds_the_same_events_and_returns_the_same_pages(quick_run: tuple[dict[str, Any], str]) -> None:
@@ -95,6 +109,8 @@ def test_postgres_holds_the_same_events_and_returns_the_same_pages(quick_run: tu
         assert ours["n"] == theirs["n"] == 5, shape
         assert ours["rows"] == theirs["rows"], shape
     assert result["pg_export"]["rows"] == result["big_workspace_rows"]
+    for shape, t in result["ch_timeline"].items():
+        assert result["pg_timeline"][shape]["rows"] == t["rows"], shape
     assert len(result["questions"]) == 6  # three lookups by action or target, three analytic
     for name, q in result["questions"].items():
         assert q["ch_rows"] == q["pg_rows"], name

@@ -5,7 +5,7 @@ values of every parameter) and sends them to the real app on the real engine,
 authorised as an owner of the workspace and without a token. A second
 property sends ``since``/``until`` over the whole accepted range (years
 0001-9999, dates and datetimes with offsets, compact and garbage forms) and
-unknown parameters to the list, the export and export links. (Its pytest
+unknown parameters to the list, the export, export links and the timeline. (Its pytest
 plugin does not load under pytest 9, so the operations are driven with
 hypothesis directly.)
 """
@@ -94,7 +94,7 @@ def test_any_date_range_and_unknown_parameters_never_get_a_server_error(clickhou
     base = f"/v1/workspaces/{WS}/audit"
     statuses: dict[str, set[int]] = {}
 
-    endpoints = ["events", "export?format=jsonl", "export?format=csv", "export-links"]
+    endpoints = ["events", "export?format=jsonl", "export?format=csv", "export-links", "timeline"]
 
     # Each endpoint surely sees a 200 and a 400, whatever the random examples draw.
     @given(since=st.none() | _DATE_TEXT, until=st.none() | _DATE_TEXT, extra=_UNKNOWN,
@@ -107,6 +107,9 @@ def test_any_date_range_and_unknown_parameters_never_get_a_server_error(clickhou
     @example(since="2026-13-01", until=None, extra={}, endpoint="export?format=jsonl")
     @example(since="2026-13-01", until=None, extra={}, endpoint="export?format=csv")
     @example(since="2026-13-01", until=None, extra={}, endpoint="export-links")
+    @example(since=None, until=None, extra={}, endpoint="timeline")
+    @example(since="2026-13-01", until=None, extra={}, endpoint="timeline")
+    @example(since="0001-01-01", until="9999-12-31T23:59:59.999999-12:00", extra={}, endpoint="timeline")
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(since, until, extra, endpoint):
         params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}

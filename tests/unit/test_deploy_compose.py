@@ -113,7 +113,8 @@ def test_compose_refuses_to_start_without_the_secrets(compose: dict[str, Any]):
 def test_image_contains_every_package_the_distribution_ships():
     import tomllib
 
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    hatch = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]
+    packages = hatch["build"]["targets"]["wheel"]["packages"]
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
     copied = set(re.findall(r"^COPY (\S+) \./", dockerfile, re.M))
     assert {p.split(".")[0] for p in packages} <= copied
