@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ def test_image_contains_every_package_the_distribution_ships():
 
 
 def _service_settings(compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    # The container's working directory is empty: a key left under ./var by `make run` here must not count.
+    monkeypatch.chdir(tempfile.mkdtemp(prefix="compose-service-"))
     for key, value in compose["services"][name]["environment"].items():
         monkeypatch.setenv(key, interpolate(str(value), SECRETS))
     return Settings(_env_file=None)
