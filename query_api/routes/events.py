@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -95,7 +95,7 @@ def list_events(
     query: Filters,
     limit: Annotated[int | None, Query(ge=1, le=200, description="Rows per page, 1-200 (default 50)")] = None,
     cursor: Annotated[str | None, Query(max_length=4096, description="next_cursor of the previous page")] = None,
-) -> EventPage:
+) -> Response:
     """One page of the workspace's audit events; all filters compose."""
     user.require_reader(workspace_id)
     filters, size, after = _resolve(ctx, workspace_id, cursor, limit, query)
@@ -106,12 +106,15 @@ def list_events(
         next_cursor = ctx.cursors.encode(
             Cursor(workspace_id, filters, size, Position(last["occurred_at"], uuid.UUID(last["id"])))
         )
-    return EventPage(
+    page = EventPage(
         data=[EventOut.model_validate(e) for e in events],
         next_cursor=next_cursor,
         limit=size,
         filters=filters.echo(),
     )
+    # Already validated: pydantic writes the JSON itself (0.1 ms for 50 events), where FastAPI would
+    # validate the page again and encode it through jsonable_encoder (2.1 ms; docs/performance.md).
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/events/{event_id}", response_model=EventOut, responses={**ERRORS, 404: {"model": ErrorOut}},
