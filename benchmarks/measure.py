@@ -251,7 +251,7 @@ def questions(client: Client, conn: psycopg.Connection[Any], table: str, end: da
 
 
 def ch_storage(client: Client, database: str, table: str) -> dict[str, Any]:
-    """The events table's parts on disk, plus its daily summaries (migration 0007), which count as its storage."""
+    """The events table's parts on disk, plus its daily summaries, which count as its storage."""
     rows = client.query(
         "SELECT table, sum(bytes_on_disk), sum(data_compressed_bytes), sum(data_uncompressed_bytes), count(),"
         " sum(rows) FROM system.parts WHERE active AND database = {db:String}"

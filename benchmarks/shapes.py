@@ -136,7 +136,7 @@ class Question:
         return sql.replace("audit.events", table).replace("{table}", table)
 
 
-# The data team's questions. The windows start at a UTC midnight (the daily summaries of migration 0007 keep
+# The data team's questions. The windows start at a UTC midnight (the daily summaries keep
 # days): PostgreSQL compares its timestamptz with the same date at midnight UTC (the server's time zone is UTC).
 QUESTIONS: dict[str, Question] = {
     "role changes per week (1 y)": Question(

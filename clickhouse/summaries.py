@@ -1,4 +1,4 @@
-"""The daily summaries of the events table (migration 0007): their names, and a refresh on demand.
+"""The daily summaries of the events table (migration `create_daily_summaries`): their names, and a refresh on demand.
 
 Each summary ``<table>_<name>`` is filled by the refreshable materialized view
 ``<table>_<name>_refresh`` every hour, off the ingest path, so it is up to an

@@ -1,4 +1,4 @@
--- The cluster variant of ../0007_create_daily_summaries.sql (read its comments).
+-- The cluster variant of ../NNNN_create_daily_summaries.sql, same number (read its comments).
 -- On every node, each summary is a plain MergeTree {table}_daily_*_local refreshed
 -- from that node's own {table}_local (replicas hold the same events, so they compute
 -- the same summary; the refresh is not replicated, or each replica would add its

@@ -133,7 +133,7 @@ def test_documentation_shows_each_example_exactly_as_tested():
         assert path.read_text().strip() in doc, f"docs/data-teams.md does not show {path.name} as it is"
 
 
-# The questions across workspaces read the daily summaries (migration 0007): each is checked against an
+# The questions across workspaces read the daily summaries (create_daily_summaries): each is checked against an
 # answer computed here from the events, after a refresh. The fixture stored every event twice (unmerged
 # copies): the summaries must count each event once.
 FROM_DAY = (NOW - timedelta(days=150)).date()
