@@ -40,7 +40,6 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +47,10 @@ from benchmarks import dataset, measure
 from benchmarks.cgroup import CgroupUnavailable, MemoryCgroup, parse_size
 from benchmarks.postgres import PostgresServer, load, storage
 from benchmarks.report import _n, _ratio, _table
-from benchmarks.shapes import QUESTIONS, build_shapes
+from benchmarks.shapes import build_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from clickhouse.summaries import refresh_summaries
 from query_api.export import EventExporter
 from query_api.queries import EventReader
 
@@ -99,6 +99,7 @@ def build(args: argparse.Namespace) -> None:
                           args.pool_per_workspace, end)
     client.command(f"OPTIMIZE TABLE {TABLE_NAME} FINAL")
     client.command(f"DROP TABLE {DATABASE}.pool")
+    refresh_summaries(client, DATABASE, TABLE)  # the documented data-team queries read the daily summaries
     load_s = time.perf_counter() - t0
     shapes = build_shapes(client, data)
     dataset.export_csv(client, TABLE_NAME, workdir / "events.csv")
@@ -108,16 +109,6 @@ def build(args: argparse.Namespace) -> None:
 
 
 # ---- child: measure ClickHouse inside its group ---------------------------------------------------
-
-
-def questions_ch(client: Any, end_iso: str, reps: int) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name, (ch_sql, _) in QUESTIONS.items():
-        sql = ch_sql.format(table=TABLE_NAME, end=end_iso)
-        ms = min(measure.timed(partial(lambda q: len(client.query(q).result_rows), sql))[0] for _ in range(reps))
-        out[name] = {"ms": ms}
-        logger.info("bench_crossing_question engine=ch name=%s ms=%.1f", name, ms)
-    return out
 
 
 def measure_ch(args: argparse.Namespace) -> None:
@@ -135,7 +126,7 @@ def measure_ch(args: argparse.Namespace) -> None:
     result = {
         "pages": {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pages.items()},
         "export": {"cold": export_cold, "warm": export_warm},
-        "questions": questions_ch(client, built["end"].isoformat(), args.reps),
+        "questions": measure.ch_questions(client, TABLE_NAME, built["end"], args.reps),
         "load_average_after": os.getloadavg(),
     }
     (workdir / "ch.json").write_text(json.dumps(result, default=str))
@@ -157,15 +148,9 @@ def configure_postgres_for(server: PostgresServer, limit_bytes: int) -> dict[str
     return chosen
 
 
-def questions_pg(server: PostgresServer, end_iso: str, reps: int) -> dict[str, dict[str, Any]]:
-    out = {}
+def pg_questions(server: PostgresServer, end: datetime, reps: int) -> dict[str, dict[str, Any]]:
     with server.connect() as conn:
-        for name, (_, pg_sql) in QUESTIONS.items():
-            sql = pg_sql.format(end=end_iso)
-            ms = min(measure.timed(partial(lambda q: len(conn.execute(q).fetchall()), sql))[0] for _ in range(reps))
-            out[name] = {"ms": ms}
-            logger.info("bench_crossing_question engine=pg name=%s ms=%.1f", name, ms)
-    return out
+        return measure.pg_questions(conn, TABLE_NAME, end, reps)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "pages": {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pg_pages.items()},
             "export": {"cold": measure.pg_export(server, dataset.BIG_WORKSPACE),
                        "warm": measure.pg_export(server, dataset.BIG_WORKSPACE)},
-            "questions": questions_pg(server, built["end"].isoformat(), args.reps),
+            "questions": pg_questions(server, built["end"], args.reps),
         }
         results["pg"]["load_average_after"] = os.getloadavg()
         server.stop()

@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{fmt}: {result['rows']:,} rows, {result['rows_per_s']:,.0f} rows/s, RSS before "  # noqa: T201
                   f"{result['rss_before_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB, "
                   f"growth {result['growth_mb']:.0f} MB (chunk {result['chunk_rows']:,} rows)"
-                  + (f", a second export +{result['again_growth_mb']:.0f} MB" if args.again else ""), flush=True)
+                  + (f", a second export +{result['again_growth_mb']:.0f} MB" if args.again else "")
+                  + "; RSS over the export (rows: MB above the start) "
+                  + ", ".join(f"{int(r):,}: {mb:+.0f}" for r, mb in result["growth_by_rows"].items()),
+                  flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(summary, indent=2))  # noqa: T201 - the command's output

@@ -121,6 +121,8 @@ def render(r: dict[str, Any]) -> str:
          _ratio(cs.get("total_bytes"), ps.get("total_bytes"))],
         ["total MB", _n(cs.get("total_bytes", 0) / 1e6), _n(ps.get("total_bytes", 0) / 1e6 if ps else None),
          _ratio(cs.get("total_bytes"), ps.get("total_bytes"))],
+        ["of which the daily summaries, bytes per event",
+         _n(sum(v["bytes"] for v in cs.get("summaries", {}).values()) / events), "", ""],
         ["PG heap / indexes MB", "", f"{_n(ps.get('table_bytes', 0) / 1e6)} / {_n(ps.get('index_bytes', 0) / 1e6)}"
          if ps else "-", ""],
     ]
@@ -151,6 +153,7 @@ def render(r: dict[str, Any]) -> str:
               _table(["step", "seconds"],
                      [["ours: generate pool + expand + OPTIMIZE FINAL",
                        f"{_n(load.get('pool_s'))} + {_n(load.get('expand_s'))} + {_n(load.get('optimize_s'))}"],
+                      ["ours: refresh the daily summaries (hourly when running)", _n(load.get("summaries_refresh_s"))],
                       ["PG: COPY / indexes / VACUUM ANALYZE",
                        f"{_n(pl.get('copy_s'))} / {_n(pl.get('indexes_s'))} / {_n(pl.get('vacuum_analyze_s'))}"
                        if pl else "-"]])]

@@ -37,6 +37,7 @@ from benchmarks.report import render
 from benchmarks.shapes import build_shapes, build_timeline_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
+from clickhouse.summaries import refresh_summaries
 from config.settings import Settings
 from query_api.export import EventExporter
 from query_api.queries import EventReader
@@ -151,9 +152,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t_expand = time.perf_counter() - t0 - t_pool
         client.command(f"OPTIMIZE TABLE {table} FINAL")
         client.command(f"DROP TABLE {DATABASE}.pool")
+        t_summaries = refresh_summaries(client, DATABASE, TABLE)
         loaded = int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
         results["load"] = {"pool_s": t_pool, "expand_s": t_expand, "optimize_s": time.perf_counter() - t0 - t_pool
-                           - t_expand, "rows": loaded}
+                           - t_expand - t_summaries, "summaries_refresh_s": t_summaries, "rows": loaded}
         logger.info("bench_loaded rows=%d seconds=%.1f", loaded, time.perf_counter() - t0)
         results["ch_storage"] = measure.ch_storage(client, DATABASE, TABLE)
 
@@ -190,11 +192,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["pg_pages"] = {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pg_pages.items()}
             results["pg_export"] = measure.twice(measure.pg_export, server, dataset.BIG_WORKSPACE)
             with server.connect() as conn:
-                results["questions"] = measure.questions(client, conn, table, end.isoformat(),
+                results["questions"] = measure.questions(client, conn, table, end,
                                                          reps=2 if args.quick else 3)
                 if args.action_projection:
                     results["with_projection"] = with_projection(
-                        args, client, conn, reader, shapes, table, end.isoformat())
+                        args, client, conn, reader, shapes, table, end)
         results["chdb_version"] = client.query("SELECT version()").result_rows[0][0]
         results["machine"]["load_average_at_end"] = os.getloadavg()
     finally:
@@ -227,7 +229,7 @@ def server_version(server: PostgresServer) -> str:
 
 
 def with_projection(args: argparse.Namespace, client: Any, conn: Any, reader: EventReader, shapes: Any,
-                    table: str, end_iso: str) -> dict[str, Any]:
+                    table: str, end: datetime) -> dict[str, Any]:
     """Apply the SQL file of ``--action-projection`` and measure again what it may change.
 
     Storage, warm pages (they must not get slower) and the questions, ours only: PostgreSQL's
@@ -245,7 +247,7 @@ def with_projection(args: argparse.Namespace, client: Any, conn: Any, reader: Ev
         "file": str(args.action_projection), "build_s": build_s,
         "ch_storage": measure.ch_storage(client, DATABASE, TABLE),
         "ch_pages": {k: {m: lat.as_dict() for m, lat in v.items()} for k, v in pages.items()},
-        "questions": measure.questions(client, conn, table, end_iso, reps=2 if args.quick else 3),
+        "questions": measure.questions(client, conn, table, end, reps=2 if args.quick else 3),
     }
 
 

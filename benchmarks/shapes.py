@@ -7,8 +7,10 @@ as the SQL a PostgreSQL expert would write against ``postgres.SCHEMA``.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -19,6 +21,7 @@ from query_api.filters import EventFilters
 from query_api.timeline import BucketSize
 
 PAGE_SIZE = 50
+EXAMPLES = Path(__file__).resolve().parents[1] / "clickhouse" / "data_teams"
 PG_COLUMNS = (
     "id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,"
     " target_display, payload, ip, user_agent, request_id, service"
@@ -151,27 +154,53 @@ def pg_timeline_sql(shape: Shape, size: BucketSize, first: Any, last: Any) -> tu
     return sql, params
 
 
-# The data team's questions, in each engine's SQL. {end} is the dataset's end, an ISO timestamp.
-QUESTIONS: dict[str, tuple[str, str]] = {
-    "role changes per week (1 y)": (
-        "SELECT toMonday(occurred_at) AS week, JSONExtractString(payload, 'after', 'role') AS new_role,"
-        " count() FROM {table} WHERE action = 'MEMBER_ROLE_CHANGED'"
-        " AND occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
-        " GROUP BY week, new_role ORDER BY week, new_role",
+@dataclass(frozen=True)
+class Question:
+    """One data-team question in both engines' SQL, over the same rows.
+
+    ``example`` names the documented query (``clickhouse/data_teams/<example>.sql``, shown in
+    docs/data-teams.md) that the benchmark runs as the analyst would, against the events table;
+    ``ch_sql`` is used when there is none. ``months`` / ``days`` set the window: from that long
+    before the dataset's last day (UTC midnight), the ``from_day`` parameter of both engines.
+    """
+
+    ch_sql: str
+    pg_sql: str
+    example: str = ""
+    months: int = 0
+    days: int = 0
+
+    def from_day(self, end: date) -> date:
+        """The first day of the window ending on ``end``'s day (months back clamp to a month's last day)."""
+        month = end.year * 12 + end.month - 1 - self.months
+        year, month0 = divmod(month, 12)
+        last = calendar.monthrange(year, month0 + 1)[1]
+        return date(year, month0 + 1, min(end.day, last)) - timedelta(days=self.days)
+
+    def ch_query(self, table: str) -> str:
+        """Our SQL: the documented example (its ``audit.events`` made the benchmark's table), or ``ch_sql``."""
+        sql = (EXAMPLES / f"{self.example}.sql").read_text() if self.example else self.ch_sql
+        return sql.replace("audit.events", table).replace("{table}", table)
+
+
+# The data team's questions. The windows start at a UTC midnight (the daily summaries keep
+# days): PostgreSQL compares its timestamptz with the same date at midnight UTC (the server's time zone is UTC).
+QUESTIONS: dict[str, Question] = {
+    "role changes per week (1 y)": Question(
+        "",
         "SELECT date_trunc('week', occurred_at) AS week, payload->'after'->>'role' AS new_role, count(*)"
-        " FROM events WHERE action = 'MEMBER_ROLE_CHANGED'"
-        " AND occurred_at >= timestamptz '{end}' - interval '1 year'"
+        " FROM events WHERE action = 'MEMBER_ROLE_CHANGED' AND occurred_at >= %(from_day)s"
         " GROUP BY week, new_role ORDER BY week, new_role",
+        example="role_changes_per_week_all_workspaces", months=12,
     ),
-    "tokens minted per actor (last quarter)": (
-        "SELECT workspace_id, actor_display, count() AS minted FROM {table} WHERE action = 'API_TOKEN_CREATED'"
-        " AND occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 3 MONTH"
-        " GROUP BY workspace_id, actor_display ORDER BY minted DESC, workspace_id, actor_display",
+    "tokens minted per actor (last quarter)": Question(
+        "",
         "SELECT workspace_id, actor_display, count(*) AS minted FROM events WHERE action = 'API_TOKEN_CREATED'"
-        " AND occurred_at >= timestamptz '{end}' - interval '3 months'"
+        " AND occurred_at >= %(from_day)s"
         " GROUP BY workspace_id, actor_display ORDER BY minted DESC, workspace_id, actor_display",
+        example="tokens_minted_per_actor", months=3,
     ),
-    "everything touching one integration": (
+    "everything touching one integration": Question(
         # position() first: a JSON value equal to 'int_github' (nothing in it JSON would escape) is a substring of
         # the payload, so the fast substring scan drops almost every row before any JSON is parsed.
         "SELECT id, occurred_at, action, actor_display FROM {table} WHERE workspace_id = '" + BIG_WORKSPACE + "'"
@@ -183,32 +212,26 @@ QUESTIONS: dict[str, tuple[str, str]] = {
         " OR payload->'before'->>'integration_id' = 'int_github') ORDER BY occurred_at, id",
     ),
     # The questions a column store exists for: a long time range across all workspaces, grouped.
-    "events per day and category (1 y, all workspaces)": (
-        "SELECT toDate(occurred_at) AS day, category, count() AS events FROM {table}"
-        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
-        " GROUP BY day, category ORDER BY day, category",
+    "events per day and category (1 y, all workspaces)": Question(
+        "",
         "SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, category, count(*) AS events FROM events"
-        " WHERE occurred_at >= timestamptz '{end}' - interval '1 year'"
-        " GROUP BY day, category ORDER BY day, category",
+        " WHERE occurred_at >= %(from_day)s GROUP BY day, category ORDER BY day, category",
+        example="events_per_day_by_category", months=12,
     ),
-    "top 20 actors per workspace (30 d)": (
-        "SELECT workspace_id, actor_display, count() AS events FROM {table}"
-        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 30 DAY"
-        " GROUP BY workspace_id, actor_display ORDER BY workspace_id, events DESC, actor_display"
-        " LIMIT 20 BY workspace_id",
+    "top 20 actors per workspace (30 d)": Question(
+        "",
         "SELECT workspace_id, actor_display, events FROM (SELECT workspace_id, actor_display, count(*) AS events,"
         " row_number() OVER (PARTITION BY workspace_id ORDER BY count(*) DESC, actor_display) AS rank"
-        " FROM events WHERE occurred_at >= timestamptz '{end}' - interval '30 days'"
+        " FROM events WHERE occurred_at >= %(from_day)s"
         " GROUP BY workspace_id, actor_display) AS ranked WHERE rank <= 20"
         " ORDER BY workspace_id, events DESC, actor_display",
+        example="top_actors_per_workspace", days=30,
     ),
-    "distinct active actors per workspace per month (1 y)": (
-        "SELECT workspace_id, toStartOfMonth(occurred_at) AS month, uniqExact(actor_id) AS actors FROM {table}"
-        " WHERE occurred_at >= toDateTime64('{end}', 6, 'UTC') - INTERVAL 1 YEAR"
-        " GROUP BY workspace_id, month ORDER BY workspace_id, month",
+    "distinct active actors per workspace per month (1 y)": Question(
+        "",
         "SELECT workspace_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS month,"
-        " count(DISTINCT actor_id) AS actors FROM events"
-        " WHERE occurred_at >= timestamptz '{end}' - interval '1 year'"
+        " count(DISTINCT actor_id) AS actors FROM events WHERE occurred_at >= %(from_day)s"
         " GROUP BY workspace_id, month ORDER BY workspace_id, month",
+        example="active_actors_per_month", months=12,
     ),
 }

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
+from clickhouse.summaries import refresh_summaries
 from config.settings import Settings
 from producers.synthetic import EventGenerator
-from schemas.event import AuditEvent
+from schemas.event import Actor, AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "clickhouse/data_teams"
@@ -128,3 +131,114 @@ def test_documentation_shows_each_example_exactly_as_tested():
     doc = (ROOT / "docs/data-teams.md").read_text()
     for path in sorted(EXAMPLES.glob("*.sql")):
         assert path.read_text().strip() in doc, f"docs/data-teams.md does not show {path.name} as it is"
+
+
+# The questions across workspaces read the daily summaries (create_daily_summaries): each is checked against an
+# answer computed here from the events, after a refresh. The fixture stored every event twice (unmerged
+# copies): the summaries must count each event once.
+FROM_DAY = (NOW - timedelta(days=150)).date()
+
+
+@pytest.fixture
+def summarised(clickhouse_settings: Settings, events: list[AuditEvent]) -> list[AuditEvent]:
+    ch = clickhouse_settings.clickhouse
+    refresh_summaries(get_client(ch.dsn), ch.database, ch.table)
+    return events
+
+
+def _run(name: str, settings: Settings) -> list[tuple[Any, ...]]:
+    sql = (EXAMPLES / f"{name}.sql").read_text().replace("audit.events", settings.events_table)
+    rows = get_client(settings.clickhouse.dsn).query(sql + "\nSETTINGS readonly = 2",
+                                                     parameters={"from_day": FROM_DAY}).result_rows
+    return [tuple(r) for r in rows]
+
+
+def _since(events: list[AuditEvent]) -> list[AuditEvent]:
+    return [e for e in events if e.occurred_at.astimezone(UTC).date() >= FROM_DAY]
+
+
+def _day(e: AuditEvent) -> date:
+    return e.occurred_at.astimezone(UTC).date()
+
+
+@pytest.mark.clickhouse
+def test_role_changes_per_week_across_workspaces_from_the_summary(clickhouse_settings, summarised):
+    ids: dict[tuple[date, str], set[str]] = defaultdict(set)
+    for e in _since(summarised):
+        if e.action == "MEMBER_ROLE_CHANGED":
+            ids[(_day(e) - timedelta(days=_day(e).weekday()), str((e.after or {}).get("role") or ""))].add(str(e.id))
+    expected = [(*key, len(v)) for key, v in sorted(ids.items())]
+    assert sum(r[2] for r in expected) >= 10
+    assert _run("role_changes_per_week_all_workspaces", clickhouse_settings) == expected
+
+
+@pytest.mark.clickhouse
+def test_tokens_minted_per_actor_across_workspaces_from_the_summary(clickhouse_settings, summarised):
+    ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for e in _since(summarised):
+        if e.action == "API_TOKEN_CREATED":
+            ids[(e.workspace_id, e.actor.display)].add(str(e.id))
+    expected = sorted(((ws, actor, len(v)) for (ws, actor), v in ids.items()), key=lambda r: (-r[2], r[0], r[1]))
+    assert {r[0] for r in expected} == {WS, OTHER_WS}
+    assert _run("tokens_minted_per_actor", clickhouse_settings) == expected
+
+
+@pytest.mark.clickhouse
+def test_events_per_day_and_category_from_the_summary(clickhouse_settings, summarised):
+    ids: dict[tuple[date, str], set[str]] = defaultdict(set)
+    for e in _since(summarised):
+        ids[(_day(e), e.category)].add(str(e.id))
+    expected = [(*key, len(v)) for key, v in sorted(ids.items())]
+    assert len(expected) >= 100
+    assert _run("events_per_day_by_category", clickhouse_settings) == expected
+
+
+@pytest.mark.clickhouse
+def test_top_actors_of_every_workspace_from_the_summary(clickhouse_settings, summarised):
+    # 25 more actors, one event each, in one workspace: more than the 20 the query keeps.
+    generator = EventGenerator(seed=13)
+    extra = [replace(generator.event(OTHER_WS, NOW - timedelta(days=1), action="API_TOKEN_CREATED"),
+                     actor=Actor("user", f"usr_extra{i:02d}", f"extra{i:02d}@example.com")) for i in range(25)]
+    client, ch = get_client(clickhouse_settings.clickhouse.dsn), clickhouse_settings.clickhouse
+    insert_rows(client, clickhouse_settings.events_table, [record_to_row(e.to_record(), 1) for e in extra], "top-25")
+    refresh_summaries(client, ch.database, ch.table)
+    ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for e in _since([*summarised, *extra]):
+        ids[(e.workspace_id, e.actor.display)].add(str(e.id))
+    ranked = sorted(((ws, actor, len(v)) for (ws, actor), v in ids.items()), key=lambda r: (r[0], -r[2], r[1]))
+    expected = [r for r in ranked if sum(1 for o in ranked if o[0] == r[0] and (-o[2], o[1]) < (-r[2], r[1])) < 20]
+    assert len(ranked) > len(expected) and {r[0] for r in expected} == {WS, OTHER_WS}  # the limit cuts
+    assert _run("top_actors_per_workspace", clickhouse_settings) == expected
+
+
+@pytest.mark.clickhouse
+def test_active_actors_per_month_from_the_summary(clickhouse_settings, summarised):
+    actors: dict[tuple[str, date], set[str]] = defaultdict(set)
+    for e in _since(summarised):
+        actors[(e.workspace_id, _day(e).replace(day=1))].add(e.actor.id)
+    expected = [(*key, len(v)) for key, v in sorted(actors.items())]
+    assert len(expected) >= 8
+    assert _run("active_actors_per_month", clickhouse_settings) == expected
+
+
+@pytest.mark.clickhouse
+def test_the_summaries_lag_until_refreshed_and_count_a_stored_copy_once(clickhouse_settings, summarised):
+    client = get_client(clickhouse_settings.clickhouse.dsn)
+    table = clickhouse_settings.events_table
+    before = _run("events_per_day_by_category", clickhouse_settings)
+    # Stored rows: every event twice (two tokens), copies not merged yet; the summary counts events.
+    rows, ids = client.query(f"SELECT count(), uniqExact(id) FROM {table}").result_rows[0]
+    assert rows == 2 * ids
+    assert sum(r[2] for r in before) == len(_since(summarised))
+    # A new event is not in the summary until the next refresh, then it is, once.
+    extra = EventGenerator(seed=12).event(WS, NOW - timedelta(minutes=5), action="API_TOKEN_CREATED")
+    row = record_to_row(extra.to_record(), 1)
+    insert_rows(client, table, [row], "data-team-extra")
+    insert_rows(client, table, [row], "data-team-extra-again")
+    assert _run("events_per_day_by_category", clickhouse_settings) == before
+    ch = clickhouse_settings.clickhouse
+    refresh_summaries(client, ch.database, ch.table)
+    after = dict(((d, c), n) for d, c, n in _run("events_per_day_by_category", clickhouse_settings))
+    key = (_day(extra), extra.category)
+    assert after[key] == dict(((d, c), n) for d, c, n in before).get(key, 0) + 1
+    assert sum(after.values()) == sum(r[2] for r in before) + 1

@@ -38,8 +38,8 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     # 0001: database, local table, Distributed table; 0002: one setting; 0003: the codecs;
     # 0004: drop the old actor index, add the new one, build it; 0005: the id table, its Distributed
     # table, the view that fills it, the backfill; 0006: three local + three Distributed tables, the
-    # ingested_at index.
-    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8
+    # ingested_at index; create_daily_summaries: two local summary tables, their Distributed tables, two views.
+    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 
@@ -55,7 +55,8 @@ def test_cluster_local_table_has_the_single_server_columns_keys_and_indexes(clic
     # Every statement of the cluster set on the storage table, made single-server, in order.
     for migration in load_migrations(cluster=True):
         for local in migration.statements(db, "events", "c1"):
-            if f"{db}.events_local" not in local or "ENGINE = Distributed" in local or "events_ids" in local:
+            if f"{db}.events_local" not in local or "ENGINE = Distributed" in local or "events_ids" in local \
+                    or "events_daily_" in local:
                 continue
             local = re.sub(r" ON CLUSTER '[^']*'", "", local)
             local = re.sub(r"ReplicatedReplacingMergeTree\([^)]*\)", "ReplacingMergeTree", local)

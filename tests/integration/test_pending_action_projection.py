@@ -34,7 +34,8 @@ PREFER = {"force_optimize_projection": "1"}
 def _answers(client: Any, table: str, stored: list[Any],
              settings: dict[str, str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
     integration = next(e.target.id for e in stored if e.workspace_id == WS and e.target.kind == "integration")
-    params = {"workspace": WS, "integration_id": integration, "since": NOW - timedelta(days=120)}
+    params = {"workspace": WS, "integration_id": integration, "since": NOW - timedelta(days=120),
+              "from_day": (NOW - timedelta(days=120)).date()}
     out = {}
     for path in sorted(EXAMPLES.glob("*.sql")) if not settings else []:  # they filter a workspace first
         sql = path.read_text().replace("audit.events", table)

@@ -25,6 +25,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from clickhouse.client import engine_connection_string, get_client
 from clickhouse.http_gateway import GatewayCredentials, SqlGateway
 from clickhouse.readonly_engine import EngineLimits, ReadOnlyEngine
+from clickhouse.summaries import refresh_summaries
 from config.settings import Settings
 from tests.integration.test_data_team_sql import NOW, WS, events  # noqa: F401 - the stored events fixture
 
@@ -37,6 +38,7 @@ USER, PASSWORD = "analyst", "gateway-test-password"
 @pytest.fixture
 def gateway(clickhouse_settings: Settings, events: list[Any]) -> Iterator[SqlGateway]:  # noqa: F811
     ch = clickhouse_settings.clickhouse
+    refresh_summaries(get_client(ch.dsn), ch.database, ch.table)  # the examples across workspaces read them
     engine = ReadOnlyEngine(engine_connection_string(ch.dsn), ch.database,
                             EngineLimits(max_result_rows=100_000, max_execution_seconds=5), handles=2)
     server = SqlGateway(engine, GatewayCredentials(USER, PASSWORD), port=0)
@@ -64,7 +66,8 @@ def _documented_queries(settings: Settings) -> list[tuple[str, str]]:
 
 def _parameters(sql: str, stored: list[Any]) -> dict[str, Any]:
     integration = next(e.target.id for e in stored if e.workspace_id == WS and e.target.kind == "integration")
-    values = {"workspace": WS, "integration_id": integration, "since": NOW - timedelta(days=120)}
+    values = {"workspace": WS, "integration_id": integration, "since": NOW - timedelta(days=120),
+              "from_day": (NOW - timedelta(days=120)).date()}
     return {name: values[name] for name in set(re.findall(r"\{(\w+):", sql))}
 
 
