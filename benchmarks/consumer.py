@@ -61,12 +61,15 @@ def _sequenced(settings: Settings) -> int:
         f"SELECT count() FROM {settings.clickhouse.database}.transparency_leaves").result_rows[0][0])
 
 
-def _encoded(n: int) -> list[tuple[bytes, bytes]]:
+def _encoded(n: int, months: int = 5) -> list[tuple[bytes, bytes]]:
+    """``n`` encoded events over ``months`` months from 2026-01-01: a batch writes one part per month it
+    spans, so 5 (the default, a backfill's spread) costs more per event than 1 (live traffic)."""
     codec = default_codec()
     gen = EventGenerator(seed=1)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    end = datetime(2026 + months // 12, 1 + months % 12, 1, tzinfo=UTC)
     sample = [(e.workspace_id.encode(), codec.encode(e.to_record()))
-              for e in gen.history([f"ws_{i}" for i in range(20)], min(n, SAMPLE),
-                                   datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))]
+              for e in gen.history([f"ws_{i}" for i in range(20)], min(n, SAMPLE), start, end)]
     # Distinct ids matter (the table dedups by key): re-encode is too slow for 1M, so patch the id bytes.
     out = []
     for i in range(n):
@@ -173,6 +176,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=None, help="batch_max_events (default: the setting's)")
     parser.add_argument("--seconds", type=float, default=None, help="batch_max_seconds")
+    parser.add_argument("--months", type=int, default=5, choices=range(1, 121), metavar="1..120",
+                        help="months the preloaded events span (5: a backfill's spread; 1: live traffic)")
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--producers", type=int, default=1, help="producer processes (end to end)")
     parser.add_argument("--sequence", action="store_true",
@@ -182,7 +187,7 @@ def main() -> None:
     batch = args.batch or defaults.batch_max_events
     seconds = args.seconds or defaults.batch_max_seconds
 
-    messages = _encoded(args.events)
+    messages = _encoded(args.events, args.months)
     codec = default_codec()
     t = time.perf_counter()
     rows = [record_to_row(codec.decode(v), 1) for _k, v in messages[:SAMPLE]]

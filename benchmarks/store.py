@@ -27,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=5, choices=range(1, 121), metavar="1..120",
+                        help="months the events span: a batch writes one part per month (1: live traffic)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="auditlog-store-"))
     try:
@@ -34,7 +36,7 @@ def main() -> None:
         migrate(client, "bench", "events")
         store = EventStore(client, database="bench", events_table="bench.events", codec=default_codec(),
                            catalog=load_catalog())
-        messages = _encoded(args.batches * args.batch)
+        messages = _encoded(args.batches * args.batch, args.months)
         spent: dict[str, float] = {}
 
         def timed(kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
