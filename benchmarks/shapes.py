@@ -8,16 +8,19 @@ as the SQL a PostgreSQL expert would write against ``postgres.SCHEMA``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from benchmarks.dataset import BIG_WORKSPACE, RARE_ACTOR_SEARCH, Dataset
+from benchmarks.postgres import PG_SEARCH_TEXT
 from query_api.cursor import Position
 from query_api.filters import EventFilters
+from query_api.search import Search, SearchLimits, parse_search
 
 PAGE_SIZE = 50
+_BENCH_SEARCH = SearchLimits(max_chars=1000, max_terms=20)
 PG_COLUMNS = (
     "id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,"
     " target_display, payload, ip, user_agent, request_id, service"
@@ -34,6 +37,12 @@ class Shape:
     def query_string(self) -> dict[str, str]:
         """The same question as query-string parameters of ``GET .../audit/events``."""
         return self.filters.canonical()
+
+
+def _search(q: str) -> Search:
+    search = parse_search(q, _BENCH_SEARCH)
+    assert search is not None
+    return search
 
 
 def build_shapes(client: Client, data: Dataset) -> list[Shape]:
@@ -68,6 +77,21 @@ def build_shapes(client: Client, data: Dataset) -> list[Shape]:
                                                target_kind="integration", since=mid - timedelta(days=90),
                                                until=mid + timedelta(days=30))),
         Shape("deep cursor (90%)", ws, EventFilters(), position),
+        *search_shapes(person_search, mid),
+    ]
+
+
+def search_shapes(person_search: str, mid: datetime) -> list[Shape]:
+    """The search pages of issue 18 on the big workspace: a common term, a rare one, qualifiers, all filters."""
+    ws = BIG_WORKSPACE
+    return [
+        Shape("search common term", ws, EventFilters(q=_search("succeeded"))),
+        Shape("search rare term", ws, EventFilters(q=_search(RARE_ACTOR_SEARCH))),
+        Shape("search qualifiers", ws, EventFilters(q=_search(f"actor:{person_search} action:member -removed"))),
+        Shape("search + all filters", ws, EventFilters(
+            category="integrations", actor=person_search, target_kind="integration",
+            action="INTEGRATION_SCOPES_CHANGED", since=mid - timedelta(days=90), until=mid + timedelta(days=30),
+            q=_search('"issues:write" -slack'))),
     ]
 
 
@@ -95,6 +119,16 @@ def pg_page_sql(shape: Shape, limit: int = PAGE_SIZE) -> tuple[str, dict[str, An
     if f.until:
         clauses.append("occurred_at < %(until)s")
         params["until"] = f.until
+    for n, term in enumerate(f.q.terms if f.q else ()):
+        name = f"q{n}"
+        escaped = term.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params[name] = f"%{escaped}%"
+        on_fields = (" OR ".join(f"lower({c}) LIKE %({name})s" for c in term.fields) if term.qualifier
+                     else f"{PG_SEARCH_TEXT} LIKE %({name})s")
+        if term.exclude:
+            clauses.append(f"NOT ({on_fields})")
+        else:
+            clauses.append(f"{PG_SEARCH_TEXT} LIKE %({name})s" + (f" AND ({on_fields})" if term.qualifier else ""))
     if shape.after is not None:
         clauses.append("(occurred_at, id) < (%(after_t)s, %(after_id)s)")
         params["after_t"] = shape.after.occurred_at
