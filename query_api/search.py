@@ -111,9 +111,9 @@ class Search:
         return all(t.matches(row) != t.exclude for t in self.terms)
 
     @property
-    def highlights(self) -> tuple[str, ...]:
-        """The values the page marks in a row (the ones that must be present)."""
-        return tuple(t.value for t in self.terms if not t.exclude)
+    def highlights(self) -> tuple[Term, ...]:
+        """The terms a page marks in its rows: the ones that must be present (an excluded one never is)."""
+        return tuple(t for t in self.terms if not t.exclude)
 
 
 def _read_value(q: str, i: int, start: int) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from query_api.errors import InvalidCursor, InvalidParameter, NotFound
 from query_api.export import ExportFormat
 from query_api.export_run import ExportRequest, stream_export
 from query_api.filters import FILTER_NAMES, EventFilters, parse_filters, search_limits
-from query_api.models import ErrorOut, EventOut, EventPage
+from query_api.models import ErrorOut, EventOut, EventPage, SearchTermOut
 from query_api.strict import only_params
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ def list_events(
         next_cursor=next_cursor,
         limit=size,
         filters=filters.echo(),
+        highlights=[SearchTermOut(text=t.value, fields=list(t.fields))
+                    for t in (filters.q.highlights if filters.q else ())],
     )
 
 
