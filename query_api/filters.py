@@ -8,6 +8,9 @@ kept *inclusive* (its last microsecond), so the end of 9999-12-31 needs no
 "next day", and a datetime whose offset moves it past year 1 or 9999 is
 clamped there (no event can be that far out: the table holds 1900..2299).
 
+``q`` is the free-text search (query_api/search.py): parsed here like the other filters, bounded by the
+settings' ``api.search_max_*``, and kept in its canonical text for cursors.
+
 Each filter is kept twice: its meaning (``canonical()``, what cursors compare)
 and its text as the user gave it (``echo()``, what answers show).
 """
