@@ -230,14 +230,20 @@ def questions(client: Client, conn: psycopg.Connection[Any], table: str, end_iso
     return out
 
 
-def ch_storage(client: Client, database: str, table: str) -> dict[str, int]:
+def ch_storage(client: Client, database: str, table: str) -> dict[str, Any]:
+    """The table's bytes on disk (all parts) and, within them, each skip index's compressed bytes."""
     row = client.query(
         "SELECT sum(bytes_on_disk), sum(data_compressed_bytes), sum(data_uncompressed_bytes), count()"
         " FROM system.parts WHERE active AND database = {db:String} AND table = {t:String}",
         parameters={"db": database, "t": table},
     ).result_rows[0]
+    skip = client.query(
+        "SELECT name, sum(data_compressed_bytes) FROM system.data_skipping_indices"
+        " WHERE database = {db:String} AND table = {t:String} GROUP BY name ORDER BY name",
+        parameters={"db": database, "t": table},
+    ).result_rows
     return {"total_bytes": int(row[0]), "compressed_bytes": int(row[1]), "uncompressed_bytes": int(row[2]),
-            "parts": int(row[3])}
+            "parts": int(row[3]), "skip_index_bytes": {str(name): int(size) for name, size in skip}}
 
 
 class _Recorder:

@@ -100,6 +100,8 @@ def render(r: dict[str, Any]) -> str:
          _ratio(cs.get("total_bytes"), ps.get("total_bytes"))],
         ["PG heap / indexes MB", "", f"{_n(ps.get('table_bytes', 0) / 1e6)} / {_n(ps.get('index_bytes', 0) / 1e6)}"
          if ps else "-", ""],
+        *([f"of which skip index {name}, bytes per event", _n(size / events), "", ""]
+          for name, size in cs.get("skip_index_bytes", {}).items()),
     ]
     parts += ["### Storage", _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
     q = r.get("questions")
