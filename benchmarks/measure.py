@@ -335,9 +335,14 @@ def ch_storage(client: Client, database: str, table: str) -> dict[str, Any]:
         parameters={"db": database, "t": table, "summaries": summary_tables(table)},
     ).result_rows
     summaries = {str(r[0]): {"bytes": int(r[1]), "rows": int(r[5])} for r in rows if r[0] != table}
+    skip = client.query(
+        "SELECT name, sum(data_compressed_bytes) FROM system.data_skipping_indices"
+        " WHERE database = {db:String} AND table = {t:String} GROUP BY name ORDER BY name",
+        parameters={"db": database, "t": table},
+    ).result_rows
     return {"total_bytes": sum(int(r[1]) for r in rows), "compressed_bytes": sum(int(r[2]) for r in rows),
             "uncompressed_bytes": sum(int(r[3]) for r in rows), "parts": sum(int(r[4]) for r in rows),
-            "summaries": summaries}
+            "summaries": summaries, "skip_index_bytes": {str(name): int(size) for name, size in skip}}
 
 
 class _Recorder:

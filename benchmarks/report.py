@@ -125,6 +125,8 @@ def render(r: dict[str, Any]) -> str:
          _n(sum(v["bytes"] for v in cs.get("summaries", {}).values()) / events), "", ""],
         ["PG heap / indexes MB", "", f"{_n(ps.get('table_bytes', 0) / 1e6)} / {_n(ps.get('index_bytes', 0) / 1e6)}"
          if ps else "-", ""],
+        *([f"of which skip index {name}, bytes per event", _n(size / events), "", ""]
+          for name, size in cs.get("skip_index_bytes", {}).items()),
     ]
     parts += ["### Storage", _table(["figure", "ours", "PostgreSQL", "ours/PG"], rows)]
     q = r.get("questions")

@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny dataset and few samples: checks that it all works")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument("--action-projection", type=Path, default=None,
-                   help="after the comparison, apply this SQL file (e.g. clickhouse/pending/0007_*.sql) and "
+                   help="after the comparison, apply this SQL file (e.g. clickhouse/pending/0009_*.sql) and "
                         "measure our storage, warm pages and questions again")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data goes (default: TMPDIR)")
     p.add_argument("--timeline-only", action="store_true",

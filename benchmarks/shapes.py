@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from benchmarks.dataset import BIG_WORKSPACE, RARE_ACTOR_SEARCH, Dataset
+from benchmarks.postgres import PG_SEARCH_TEXT
 from query_api.cursor import Position
 from query_api.filters import EventFilters
+from query_api.search import Search, SearchLimits, parse_search
 from query_api.timeline import BucketSize
 
 PAGE_SIZE = 50
 EXAMPLES = Path(__file__).resolve().parents[1] / "clickhouse" / "data_teams"
+_BENCH_SEARCH = SearchLimits(max_chars=1000, max_terms=20)
 PG_COLUMNS = (
     "id, occurred_at, action, category, actor_kind, actor_id, actor_display, target_kind, target_id,"
     " target_display, payload, ip, user_agent, request_id, service"
@@ -38,6 +41,12 @@ class Shape:
     def query_string(self) -> dict[str, str]:
         """The same question as query-string parameters of ``GET .../audit/events``."""
         return self.filters.canonical()
+
+
+def _search(q: str) -> Search:
+    search = parse_search(q, _BENCH_SEARCH)
+    assert search is not None
+    return search
 
 
 def build_shapes(client: Client, data: Dataset) -> list[Shape]:
@@ -72,6 +81,21 @@ def build_shapes(client: Client, data: Dataset) -> list[Shape]:
                                                target_kind="integration", since=mid - timedelta(days=90),
                                                until=mid + timedelta(days=30))),
         Shape("deep cursor (90%)", ws, EventFilters(), position),
+        *search_shapes(person_search, mid),
+    ]
+
+
+def search_shapes(person_search: str, mid: datetime) -> list[Shape]:
+    """The search pages of issue 18 on the big workspace: a common term, a rare one, qualifiers, all filters."""
+    ws = BIG_WORKSPACE
+    return [
+        Shape("search common term", ws, EventFilters(q=_search("succeeded"))),
+        Shape("search rare term", ws, EventFilters(q=_search(RARE_ACTOR_SEARCH))),
+        Shape("search qualifiers", ws, EventFilters(q=_search(f"actor:{person_search} action:member -removed"))),
+        Shape("search + all filters", ws, EventFilters(
+            category="integrations", actor=person_search, target_kind="integration",
+            action="INTEGRATION_SCOPES_CHANGED", since=mid - timedelta(days=90), until=mid + timedelta(days=30),
+            q=_search('"issues:write" -slack'))),
     ]
 
 
@@ -116,6 +140,16 @@ def _pg_where(shape: Shape) -> tuple[list[str], dict[str, Any]]:
     if f.until:
         clauses.append("occurred_at <= %(until)s")
         params["until"] = f.until
+    for n, term in enumerate(f.q.terms if f.q else ()):
+        name = f"q{n}"
+        escaped = term.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params[name] = f"%{escaped}%"
+        on_fields = (" OR ".join(f"lower({c}) LIKE %({name})s" for c in term.fields) if term.qualifier
+                     else f"{PG_SEARCH_TEXT} LIKE %({name})s")
+        if term.exclude:
+            clauses.append(f"NOT ({on_fields})")
+        else:
+            clauses.append(f"{PG_SEARCH_TEXT} LIKE %({name})s" + (f" AND ({on_fields})" if term.qualifier else ""))
     return clauses, params
 
 

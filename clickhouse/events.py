@@ -51,6 +51,15 @@ EVENT_DIGEST = (
     "ip, user_agent, request_id, toString(service))"
 )
 
+# What free-text search (query_api/search.py) reads: the searched columns lower-cased and joined by a
+# line break, a character a search term cannot hold, so a term never matches across two columns. Word for
+# word the expression of the skip index in clickhouse/0008_add_search_index.sql (a unit test holds them
+# equal): the engine uses the index only for a WHERE written with the same expression.
+SEARCH_TEXT = (
+    "lowerUTF8(concat(action, '\\n', actor_id, '\\n', actor_display, '\\n', target_kind, '\\n', target_id, '\\n', "
+    "target_display, '\\n', payload, '\\n', request_id, '\\n', ip, '\\n', user_agent))"
+)
+
 # Staged Avro record (columns named as the schema's fields) -> COLUMNS, with the schema version bound as
 # {version:UInt16}. Payload maps become one JSON text; an empty map is null (schemas/contract.py).
 AVRO_RECORD_TO_ROW: tuple[tuple[str, str], ...] = (

@@ -106,6 +106,10 @@ class ApiSettings(BaseModel):
     jwt_issuer: str = "auditlog"
     cursor_secret: str = DEV_PLACEHOLDER_SECRET
     max_limit: int = 200
+    # Free-text search ``q`` (query_api/search.py, README "Search"): the longest q in characters and the
+    # most terms it may hold. Each term is one more substring test per row the index cannot skip.
+    search_max_chars: int = Field(default=256, ge=1, le=10_000)
+    search_max_terms: int = Field(default=8, ge=1, le=64)
     # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
     # docs/performance.md).
     export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)

@@ -1,7 +1,8 @@
 """Opaque, signed page cursors that carry the question and the position.
 
 A cursor is ``base64url(json).base64url(hmac)``; the JSON holds the
-workspace, the canonical filters, the page size and the last row's
+workspace, the canonical filters (the search ``q`` among them, in its canonical
+text, so ``q=Alex`` and ``q=alex`` are one question and ``q=bob`` another), the page size and the last row's
 (occurred_at, id). The HMAC key comes from settings, so a reader cannot
 forge a position or widen the filters.
 """

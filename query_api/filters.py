@@ -8,6 +8,9 @@ kept *inclusive* (its last microsecond), so the end of 9999-12-31 needs no
 "next day", and a datetime whose offset moves it past year 1 or 9999 is
 clamped there (no event can be that far out: the table holds 1900..2299).
 
+``q`` is the free-text search (query_api/search.py): parsed here like the other filters, bounded by the
+settings' ``api.search_max_*``, and kept in its canonical text for cursors.
+
 Each filter is kept twice: its meaning (``canonical()``, what cursors compare)
 and its text as the user gave it (``echo()``, what answers show).
 """
@@ -21,7 +24,9 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from config.settings import ApiSettings
 from query_api.errors import InvalidFilter
+from query_api.search import Search, SearchLimits, parse_search
 from schemas.catalog import Catalog
 
 MAX_ACTOR_LENGTH = 200
@@ -32,10 +37,21 @@ _COMPACT_DATE = re.compile(r"\d{8}")
 _DATETIME = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ]\d{2}(:\d{2}(:\d{2}([.,]\d{1,6})?)?)?(?P<zone>[Zz]|[+-]\d{2}(:?\d{2})?)?"
 )
+
+
+def search_limits(api: ApiSettings) -> SearchLimits:
+    """The bounds on ``q`` the settings give."""
+    return SearchLimits(max_chars=api.search_max_chars, max_terms=api.search_max_terms)
+
+
+DEFAULT_SEARCH_LIMITS = search_limits(ApiSettings())
 _FIRST = datetime.min.replace(tzinfo=UTC)
 _LAST = datetime.max.replace(tzinfo=UTC)
 _EXAMPLES = "use 2026-03-01 or 2026-03-01T09:30:00Z"
-FILTER_NAMES = ("category", "actor", "target_kind", "action", "since", "until")
+FILTER_NAMES = ("category", "actor", "target_kind", "action", "since", "until", "q")
+# A cursor or a ticket carries a q that was checked under the settings' limits when it was issued; read back,
+# it is parsed again under these (generous) ones, so lowering a limit does not break a page in progress.
+_ISSUED_SEARCH = SearchLimits(max_chars=100_000, max_terms=1_000)
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class EventFilters:
     action: str | None = None
     since: datetime | None = None  # inclusive, UTC
     until: datetime | None = None  # inclusive, UTC (the last microsecond that matches)
+    q: Search | None = None  # free-text search, parsed (query_api/search.py); canonical text in cursors
     # The filters as the user wrote them, for answers; not part of the question's identity.
     given: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -72,6 +89,8 @@ class EventFilters:
         for key in ("since", "until"):
             if data.get(key) is not None:
                 values[key] = datetime.fromisoformat(str(data[key]))
+        if data.get("q") is not None:
+            values["q"] = parse_search(str(data["q"]), _ISSUED_SEARCH)
         echo = tuple((str(k), str(v)) for k, v in (given or {}).items() if k in FILTER_NAMES)
         return cls(**values, given=echo)
 
@@ -140,10 +159,16 @@ def parse_filters(
     action: str | None,
     since: str | None,
     until: str | None,
+    q: str | None = None,
+    search_limits: SearchLimits | None = None,
 ) -> EventFilters:
-    """Check every filter and return them in canonical form; raises InvalidFilter naming the field."""
+    """Check every filter and return them in canonical form; raises InvalidFilter naming the field.
+
+    ``search_limits`` bound ``q`` (the settings' ``api.search_max_*``); a caller that passes none gets
+    ``DEFAULT_SEARCH_LIMITS``, the settings' defaults.
+    """
     raw = {"category": category, "actor": actor, "target_kind": target_kind, "action": action,
-           "since": since, "until": until}
+           "since": since, "until": until, "q": q}
     if category is not None and category.strip().lower() in {"", "all"}:
         category = None
     if category is not None and category not in catalog.category_keys:
@@ -189,8 +214,9 @@ def parse_filters(
     until_at = parse_time("until", until, end_of_day=True) if until and until.strip() else None
     if since_at and until_at and since_at > until_at:
         raise InvalidFilter(f"since ({since}) is after until ({until}); swap them.", "since")
+    search = parse_search(q, search_limits or DEFAULT_SEARCH_LIMITS) if q is not None else None
     kept = {"category": category, "actor": actor, "target_kind": target_kind, "action": action,
-            "since": since_at, "until": until_at}
+            "since": since_at, "until": until_at, "q": search}
     given = tuple((k, str(raw[k]).strip()) for k in FILTER_NAMES if kept[k] is not None)
     return EventFilters(category, actor.lower() if actor else None, target_kind, action, since_at, until_at,
-                        given=given)
+                        search, given=given)

@@ -39,6 +39,11 @@ class EventOut(BaseModel):
     context: ContextOut
 
 
+class SearchTermOut(BaseModel):
+    text: str = Field(description="A value the search looked for, lower-cased: mark it where it occurs")
+    fields: list[str] = Field(description="The event fields it was looked for in (column names)")
+
+
 class EventPage(BaseModel):
     data: list[EventOut]
     next_cursor: str | None = Field(
@@ -46,6 +51,9 @@ class EventPage(BaseModel):
     )
     limit: int
     filters: dict[str, str] = Field(description="The filters this page answers, as they were given")
+    highlights: list[SearchTermOut] = Field(
+        default_factory=list, description="The terms of q that every row holds (not the excluded ones); empty "
+        "without q")
 
 
 class BucketOut(BaseModel):

@@ -27,12 +27,13 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from clickhouse.events import SELECT_COLUMNS, row_to_event
+from clickhouse.events import SEARCH_TEXT, SELECT_COLUMNS, row_to_event
 from clickhouse.events import as_utc as _as_utc
 from clickhouse.pool import ClientSource, SharedClient
 from query_api.cursor import Position
 from query_api.density import DensityMemo
 from query_api.filters import EventFilters
+from query_api.search import Search
 
 # Extra rows a page reads to absorb copies not merged yet without a second query.
 PAGE_SLACK = 8
@@ -63,6 +64,30 @@ class Query:
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _search_clauses(search: Search, params: dict[str, Any]) -> list[str]:
+    """One clause per term of ``q``, each value a ``{qN:String}`` LIKE pattern (query_api/search.py: meaning).
+
+    A term that must be present is tested on ``SEARCH_TEXT`` (every searched column, the expression the
+    skip index of migration 0008 covers, so the engine skips granules that cannot hold it); a qualified
+    one also on its own columns. An excluded term is only the negation of its column test: no index
+    skips granules for an absence.
+    """
+    clauses = []
+    for n, term in enumerate(search.terms):
+        name = f"q{n}"
+        params[name] = _like_pattern(term.value)
+        on_fields = " OR ".join(
+            f"lowerUTF8({column}) LIKE {{{name}:String}}" for column in term.fields
+        ) if term.qualifier else f"{SEARCH_TEXT} LIKE {{{name}:String}}"
+        if term.exclude:
+            clauses.append(f"NOT ({on_fields})")
+        elif term.qualifier:
+            clauses.append(f"{SEARCH_TEXT} LIKE {{{name}:String}} AND ({on_fields})")
+        else:
+            clauses.append(on_fields)
+    return clauses
 
 
 # What DateTime64(6, 'UTC') holds. Bounds outside it are dropped (nothing lies beyond them) or make the
@@ -124,6 +149,8 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
         # lower(actor_display) is the expression the ngram skip index covers.
         clauses.append("lower(actor_display) LIKE {actor:String}")
         params["actor"] = _like_pattern(filters.actor.lower())
+    if filters.q is not None:
+        clauses.extend(_search_clauses(filters.q, params))
     if after is not None:
         clauses.append(
             "occurred_at <= {after_t:DateTime64(6, 'UTC')}"

@@ -15,8 +15,8 @@ from query_api.deps import ClientDep, ContextDep, CurrentUser
 from query_api.errors import InvalidCursor, InvalidParameter, NotFound
 from query_api.export import ExportFormat
 from query_api.export_run import ExportRequest, stream_export
-from query_api.filters import FILTER_NAMES, EventFilters, parse_filters
-from query_api.models import ErrorOut, EventOut, EventPage
+from query_api.filters import FILTER_NAMES, EventFilters, parse_filters, search_limits
+from query_api.models import ErrorOut, EventOut, EventPage, SearchTermOut
 from query_api.strict import only_params
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,12 @@ class FilterQuery(BaseModel):
         description="Up to this date (end of the UTC day, inclusive) or datetime with an offset, inclusive; "
         "years 0001-9999",
     )
+    q: str | None = Field(
+        None, max_length=10_000, examples=['int_github -"role changed" actor:alex@ ip:10.0.'],
+        description="Free-text search: case-insensitive substrings, ANDed; \"a phrase\", -excluded, and "
+        "qualifiers actor:, action:, target:, ip:, request: (README, Search). Length and term count are "
+        "bounded by the settings",
+    )
 
     def given(self) -> dict[str, str]:
         """The filters that were set, by name."""
@@ -68,11 +74,16 @@ class FilterQuery(BaseModel):
 Filters = Annotated[FilterQuery, Query()]
 
 
+def read_filters(ctx: ContextDep, query: FilterQuery) -> EventFilters:
+    """The request's filters, checked, with ``q`` bounded by the settings (every endpoint that filters uses it)."""
+    return parse_filters(ctx.catalog, **query.model_dump(), search_limits=search_limits(ctx.settings.api))
+
+
 def _resolve(
     ctx: ContextDep, workspace_id: str, cursor: str | None, limit: int | None, query: FilterQuery
 ) -> tuple[EventFilters, int, Position | None]:
     """The filters, page size and position of a request, checking a cursor against the filters given."""
-    filters = parse_filters(ctx.catalog, **query.model_dump())
+    filters = read_filters(ctx, query)
     if limit is not None and not 1 <= limit <= ctx.settings.api.max_limit:
         raise InvalidParameter(f"limit must be between 1 and {ctx.settings.api.max_limit}.", "limit")
     if cursor is None:
@@ -111,6 +122,8 @@ def list_events(
         next_cursor=next_cursor,
         limit=size,
         filters=filters.echo(),
+        highlights=[SearchTermOut(text=t.value, fields=list(t.fields))
+                    for t in (filters.q.highlights if filters.q else ())],
     )
     # Already validated: pydantic writes the JSON itself (0.1 ms for 50 events), where FastAPI would
     # validate the page again and encode it through jsonable_encoder (2.1 ms; docs/performance.md).
@@ -154,5 +167,5 @@ def export_events(
 ) -> StreamingResponse:
     """Every event matching the filters, streamed; equal to all pages of the list concatenated."""
     user.require_reader(workspace_id)
-    filters = parse_filters(ctx.catalog, **query.model_dump())
+    filters = read_filters(ctx, query)
     return stream_export(ctx, ExportRequest(workspace_id, user, format, filters, client, via="bearer"))

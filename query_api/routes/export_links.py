@@ -31,9 +31,8 @@ from query_api.deps import ClientDep, ContextDep, CurrentUser
 from query_api.errors import NotAuthenticated
 from query_api.export import EXPORT_FORMATS, ExportFormat
 from query_api.export_run import ExportRequest, stream_export
-from query_api.filters import parse_filters
 from query_api.models import ErrorOut
-from query_api.routes.events import ERRORS, EXPORT_PARAMS, FilterQuery, Filters, WorkspaceId
+from query_api.routes.events import ERRORS, EXPORT_PARAMS, FilterQuery, Filters, WorkspaceId, read_filters
 from query_api.security import Principal
 from query_api.strict import no_body, only_params
 from query_api.tickets import TICKET_SECONDS, TicketSigner
@@ -64,7 +63,7 @@ def create_export_link(
     The filters are query parameters, as for GET export; a request body is refused.
     """
     user.require_reader(workspace_id)
-    parse_filters(ctx.catalog, **query.model_dump())
+    read_filters(ctx, query)
     ticket = TicketSigner(ctx.settings.api.cursor_secret).issue(
         {"ws": workspace_id, "sub": user.user_id, "email": user.email, "role": user.role_in(workspace_id),
          "fmt": format, "f": query.given(), "exp": int(time.time()) + TICKET_SECONDS, "jti": uuid.uuid4().hex}
@@ -93,7 +92,7 @@ def download_export(
         query = FilterQuery.model_validate(raw if isinstance(raw, dict) else {})
     except ValueError:
         raise NotAuthenticated("This download link is not valid; press Export again.", "ticket") from None
-    filters = parse_filters(ctx.catalog, **query.model_dump())
+    filters = read_filters(ctx, query)
     fmt: ExportFormat = next((f for f in EXPORT_FORMATS if f == claims.get("fmt")), "jsonl")
     ctx.used_tickets.claim(str(claims["jti"]), float(claims["exp"]))  # type: ignore[arg-type]
     return stream_export(ctx, ExportRequest(workspace_id, principal, fmt, filters, client, via="link"))

@@ -5,7 +5,7 @@
 
 (() => {
   const TOKEN_KEY = "auditlog.token";
-  const FILTERS = ["category", "actor", "target_kind", "action", "since", "until"];
+  const FILTERS = ["category", "actor", "target_kind", "action", "since", "until", "q"];  // q: search.js
   const PAGE_SIZE = 50;
   const EXPORT_FORMATS = ["jsonl", "csv", "parquet"]; // the export links in index.html: #export-<format>
 
@@ -34,6 +34,7 @@
     demo: null,
     seq: 0,
     asked: null,       // the filters of the last question asked (a query string): one request per change
+    highlights: [],    // the terms of q the last page's rows hold (search.js marks them)
   };
 
   // Hooks for the page's other parts (timeline.js, actions.js), which load after this file:
@@ -171,6 +172,7 @@
     $("f-target").value = state.filters.target_kind || "";
     $("f-since").value = dayOf(state.filters.since);
     $("f-until").value = dayOf(state.filters.until);
+    $("f-q").value = state.filters.q || "";
     for (const format of EXPORT_FORMATS) {
       $(`export-${format}`).href = `${eventsPath()}/export?${filterQuery({ format })}`;
     }
@@ -223,14 +225,16 @@
     const after = event.payload.after;
     const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])].sort();
     const ctx = event.context || {};
-    const id = (label, value) => (value ? el("span", {}, `${label} `, el("code", { text: value })) : null);
+    const id = (label, value, field) =>
+      (value ? el("span", {}, `${label} `, el("code", { text: value, "data-search": field })) : null);
     return el(
       "div", { class: "detail", role: "region", "aria-label": `Payload of ${event.action}` },
       el("div", { class: "ids" },
-         id("event", event.id), id(`actor ${event.actor.kind}`, event.actor.id),
-         id(`target ${event.target.kind}`, event.target.id), id("request", ctx.request_id), id("ip", ctx.ip),
-         id("service", ctx.service)),
-      el("div", { class: "diff" }, renderSide("before", before, after, keys), renderSide("after", after, before, keys)),
+         id("event", event.id), id(`actor ${event.actor.kind}`, event.actor.id, "actor_id"),
+         id(`target ${event.target.kind}`, event.target.id, "target_id"),
+         id("request", ctx.request_id, "request_id"), id("ip", ctx.ip, "ip"), id("service", ctx.service)),
+      el("div", { class: "diff", "data-search": "payload" },
+         renderSide("before", before, after, keys), renderSide("after", after, before, keys)),
     );
   }
 
@@ -239,10 +243,12 @@
     const row = el(
       "div", { class: "tr", role: "row", tabindex: "0", "aria-expanded": "false" },
       el("span", { class: "cell c-actor", role: "cell", title: event.actor.display },
-         event.actor.display, el("span", { class: "sub", text: event.actor.kind })),
-      el("span", { class: "cell c-action action", role: "cell", text: event.action }),
+         el("span", { "data-search": "actor_display", text: event.actor.display }),
+         el("span", { class: "sub", text: event.actor.kind })),
+      el("span", { class: "cell c-action action", role: "cell", "data-search": "action", text: event.action }),
       el("span", { class: "cell c-target", role: "cell", title: `${event.target.display} (${event.target.id})` },
-         el("span", { class: "kind", text: targetLabel(event.target.kind) }), event.target.display),
+         el("span", { class: "kind", text: targetLabel(event.target.kind) }),
+         el("span", { "data-search": "target_display", text: event.target.display })),
       el("span", { class: "cell c-time", role: "cell" },
          el("time", { datetime: event.occurred_at, title: time.utc, text: time.local })),
     );
@@ -259,7 +265,7 @@
     const existing = wrapper.querySelector(".detail");
     if (existing) existing.remove();
     if (open) {
-      const detail = renderDetail(wrapper._event);
+      const detail = AuditSearch.mark(renderDetail(wrapper._event), state.highlights);
       wrapper.append(detail);
       document.dispatchEvent(new CustomEvent("audit:expanded", { detail: { event: wrapper._event, element: detail } }));
     }
@@ -283,7 +289,8 @@
     }
     if (seq !== state.seq) return;  // a newer question was asked meanwhile
     show("audit");
-    $("rows").replaceChildren(...page.data.map(renderRow));
+    state.highlights = page.highlights || [];
+    $("rows").replaceChildren(...page.data.map((e) => AuditSearch.mark(renderRow(e), state.highlights)));
     state.nextCursor = page.next_cursor;
     $("older").hidden = !page.next_cursor;
     $("newest").hidden = state.cursors.length === 0;
@@ -334,7 +341,7 @@
     const value = (id) => $(id).value.trim();
     const next = { category: state.filters.category, actor: value("f-actor"), target_kind: value("f-target"),
                    action: state.filters.action, since: keepFiner("since", value("f-since")),
-                   until: keepFiner("until", value("f-until")) };
+                   until: keepFiner("until", value("f-until")), q: value("f-q") };
     for (const read of hooks.read) Object.assign(next, read());
     state.filters = Object.fromEntries(Object.entries(next).filter(([, v]) => v));
   }
@@ -364,6 +371,7 @@
       $(id).addEventListener("change", () => { clearTimeout(typing); readForm(); ask(); });
     }
     $("clear-filters").addEventListener("click", () => { state.filters = {}; ask(); });
+    AuditSearch.wire($("search-form"), $("f-q"), (push) => { readForm(); ask(push); });
     $("retry").addEventListener("click", () => load());
     $("older").addEventListener("click", () => {
       state.cursors.push(state.cursor);

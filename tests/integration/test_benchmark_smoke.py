@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 SHAPES = {"no filter", "category", "actor substring", "rare actor", "target kind", "time window (7 d)",
-          "all composed", "deep cursor (90%)"}
+          "all composed", "deep cursor (90%)", "search common term", "search rare term", "search qualifiers",
+          "search + all filters"}
 HAVE_POSTGRES = bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
 needs_postgres = pytest.mark.skipif(not HAVE_POSTGRES, reason="no PostgreSQL binaries on this machine")
 

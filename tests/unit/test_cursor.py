@@ -45,3 +45,15 @@ def test_a_cursor_from_another_workspace_is_refused():
 def test_malformed_cursors_are_refused(text):
     with pytest.raises(InvalidCursor):
         CursorCodec("k").decode(text, "ws_1")
+
+
+def test_a_cursor_carries_the_search_and_reads_it_back_as_the_same_question():
+    from query_api.search import SearchLimits, parse_search
+
+    search = parse_search('Alex -"Deploy Bot" actor:x@', SearchLimits(max_chars=256, max_terms=8))
+    codec = CursorCodec("k")
+    cursor = Cursor("ws_1", EventFilters(category="members", q=search), 50,
+                    Position(datetime(2026, 3, 1, tzinfo=UTC), uuid.uuid4()))
+    decoded = codec.decode(codec.encode(cursor), "ws_1")
+    assert decoded == cursor
+    assert decoded.filters.canonical()["q"] == 'alex -"deploy bot" actor:x@'

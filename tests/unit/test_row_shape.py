@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clickhouse.events import COLUMNS, EVENT_DIGEST
+from clickhouse.events import COLUMNS, EVENT_DIGEST, SEARCH_TEXT
+from query_api.search import SEARCH_FIELDS
 
 CLICKHOUSE = Path(__file__).resolve().parents[2] / "clickhouse"
 
@@ -52,3 +53,15 @@ def test_the_event_digest_is_word_for_word_in_the_view_and_the_backfill(path):
     assert sql.count(f"SELECT id, workspace_id, occurred_at, {EVENT_DIGEST} AS digest\n") == 2
     view, backfill = sql.index("CREATE MATERIALIZED VIEW"), sql.index("INSERT INTO")
     assert view < sql.index(EVENT_DIGEST, view) < backfill < sql.index(EVENT_DIGEST, backfill)
+
+
+@pytest.mark.parametrize("path", ["0008_add_search_index.sql", "cluster/0008_add_search_index.sql"])
+def test_the_search_text_is_word_for_word_the_expression_of_the_search_index(path):
+    sql = (CLICKHOUSE / path).read_text()
+
+    assert f"ADD INDEX IF NOT EXISTS idx_search\n    {SEARCH_TEXT} TYPE " in sql
+
+
+def test_the_search_text_joins_exactly_the_searched_fields_in_order():
+    inner = SEARCH_TEXT.removeprefix("lowerUTF8(concat(").removesuffix("))")
+    assert inner.split(", '\\n', ") == list(SEARCH_FIELDS)

@@ -1,6 +1,6 @@
--- Proposed migration 0007 (waiting in clickhouse/pending/ until 0005 and 0006 land: the
+-- Proposed migration 0009 (waiting in clickhouse/pending/ until 0007 and 0008 land: the
 -- loader refuses gaps). Measured with `python -m benchmarks.run --action-projection
--- clickhouse/pending/0007_add_action_projection.sql` (docs/performance.md).
+-- clickhouse/pending/0009_add_action_projection.sql` (docs/performance.md).
 --
 -- The data team's questions that filter one action across all workspaces ("role changes
 -- per week", "tokens minted per actor") read nearly every granule of a table sorted by
