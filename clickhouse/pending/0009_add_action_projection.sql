@@ -1,5 +1,5 @@
--- Proposed migration 0009 (waiting in clickhouse/pending/ until 0007 and 0008 land: the
--- loader refuses gaps). Measured with `python -m benchmarks.run --action-projection
+-- Proposed migration 0009 (waiting in clickhouse/pending/: applied, it takes storage past
+-- the target, docs/performance.md). Measured with `python -m benchmarks.run --action-projection
 -- clickhouse/pending/0009_add_action_projection.sql` (docs/performance.md).
 --
 -- The data team's questions that filter one action across all workspaces ("role changes

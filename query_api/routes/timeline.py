@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from query_api.deps import ContextDep, CurrentUser
-from query_api.filters import FILTER_NAMES, parse_filters
+from query_api.filters import FILTER_NAMES
 from query_api.models import BucketOut, TimelineOut
-from query_api.routes.events import ERRORS, Filters, WorkspaceId
+from query_api.routes.events import ERRORS, Filters, WorkspaceId, read_filters
 from query_api.strict import only_params
 from query_api.timeline import TimelineReader
 
@@ -28,7 +28,7 @@ def get_timeline(ctx: ContextDep, user: CurrentUser, workspace_id: WorkspaceId, 
     bars; buckets are aligned in UTC (weeks start on Monday) and empty ones are present with count 0.
     """
     user.require_reader(workspace_id)
-    filters = parse_filters(ctx.catalog, **query.model_dump())
+    filters = read_filters(ctx, query)
     with ctx.pages.lease() as client:  # a handle of the pages' pool, closed if the query fails
         reader = TimelineReader(client, ctx.settings.events_table, ctx.settings.api.timeline_max_buckets)
         answer = reader.timeline(workspace_id, filters)
