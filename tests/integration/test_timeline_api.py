@@ -71,6 +71,8 @@ filters = st.fixed_dictionaries({}, optional={
     "action": st.sampled_from(["MEMBER_ADDED", "API_TOKEN_CREATED", "LOGIN_FAILED_LOCKOUT"]),
     "target_kind": st.sampled_from(["user", "integration", "api_token"]),
     "actor": st.sampled_from(["a", "bot", "@", "zz-nobody"]),
+    # The search composes like every filter: the timeline counts what the list pages through for it.
+    "q": st.sampled_from(["member", "member -bot", "actor:a token", '"token created"', "int_github", "zz-none"]),
     "since": st.integers(-5 * 86400, 45 * 86400).map(lambda s: at(START + timedelta(seconds=s))),
     "until": st.integers(-5 * 86400, 45 * 86400).map(lambda s: at(START + timedelta(seconds=s))),
 }).map(_in_order)
