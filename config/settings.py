@@ -87,6 +87,10 @@ class ConsumerSettings(BaseModel):
     staging_leftover_seconds: int = Field(default=86_400, ge=60)
     # How long the group waits for a silent (crashed) consumer before giving its partitions to another.
     session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # How long a request to a broker may hang before librdkafka drops the connection and reconnects
+    # (its default is 60 s): a broker that was paused (SIGSTOP, a long GC) left the group coordinator's
+    # request stuck that long, so the consumer rejoined more than a minute after the broker came back.
+    socket_timeout_ms: int = Field(default=15_000, ge=1000)
     # Static group membership (group.instance.id): a restarted consumer with the same id gets its
     # partitions back at once instead of after the session timeout. Empty: dynamic membership.
     instance_id: str = ""

@@ -67,6 +67,7 @@ def consumer_config(kafka: KafkaSettings, consumer: ConsumerSettings) -> dict[st
         # A long ClickHouse outage holds the loop in retries; stay in the group meanwhile.
         "max.poll.interval.ms": 1_800_000,
         "session.timeout.ms": consumer.session_timeout_ms,
+        "socket.timeout.ms": consumer.socket_timeout_ms,
         # Keep a few batches prefetched so consume() rarely waits on the broker.
         "fetch.max.bytes": 64 * 1024 * 1024,
         "max.partition.fetch.bytes": 16 * 1024 * 1024,

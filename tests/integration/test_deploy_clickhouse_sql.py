@@ -39,7 +39,7 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     # 0004: drop the old actor index, add the new one, build it; 0005: the id table, its Distributed
     # table, the view that fills it, the backfill; 0006: three local + three Distributed tables, the
     # ingested_at index; create_daily_summaries: two local summary tables, their Distributed tables, two views.
-    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6
+    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6 + 2
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 

@@ -19,6 +19,7 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 import pytest
 
+from clickhouse.pool import SharedClient
 from config.settings import Settings
 from producers.producer import AuditProducer
 from producers.synthetic import EventGenerator
@@ -96,6 +97,7 @@ def test_an_export_the_store_fails_mid_way_is_cut_visibly_and_recorded_failed(se
             return result
 
         engine.raw_query = fail_after_first_chunk  # type: ignore[method-assign]
+        context.exports = SharedClient(engine)  # the export reads through the patched client
         received = b""
         try:
             url = f"/v1/workspaces/{WS}/audit/export"

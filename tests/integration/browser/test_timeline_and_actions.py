@@ -230,7 +230,10 @@ def test_one_filter_change_sends_one_list_request_and_one_timeline_request(lapto
 
 def test_the_favicon_is_served_and_linked(laptop: Page, demo_app: Served) -> None:
     failed: list[str] = []
-    laptop.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    # Nothing sequences this test's workspace, so it has no signed checkpoint: that 404 is an answer the page
+    # shows ("No signed checkpoint yet", proof.js), not a missing resource.
+    no_checkpoint = "/audit/checkpoints/latest"
+    laptop.on("response", lambda r: failed.append(r.url) if r.status >= 400 and no_checkpoint not in r.url else None)
     sign_in_as(laptop, demo_app, "owner")
     settled(laptop)
     response = httpx.get(f"{demo_app.url}/favicon.ico")
