@@ -93,12 +93,8 @@ def build(args: argparse.Namespace) -> None:
     client = get_client(f"chdb://{workdir / 'chdb'}")
     migrate(client, DATABASE, TABLE)
     t0 = time.perf_counter()
-    dataset.build_pool(client, f"{DATABASE}.pool", args.workspaces, args.pool_per_workspace)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    data = dataset.expand(client, TABLE_NAME, f"{DATABASE}.pool", args.events, args.workspaces,
-                          args.pool_per_workspace, end)
-    client.command(f"OPTIMIZE TABLE {TABLE_NAME} FINAL")
-    client.command(f"DROP TABLE {DATABASE}.pool")
+    data = dataset.load(client, DATABASE, TABLE, args.events, args.workspaces, args.pool_per_workspace, end)
     refresh_summaries(client, DATABASE, TABLE)  # the documented data-team queries read the daily summaries
     load_s = time.perf_counter() - t0
     shapes = build_shapes(client, data)

@@ -126,6 +126,18 @@ def expand(client: Client, table: str, pool_table: str, events: int, workspaces:
     return Dataset(table, events, workspaces, start, end)
 
 
+def load(client: Client, database: str, table: str, events: int, workspaces: int, per_workspace: int,
+         end: datetime) -> Dataset:
+    """The whole dataset in ``database.table``: the pool generated, expanded to ``events`` rows ending at
+    ``end``, merged (``OPTIMIZE … FINAL``), and the pool dropped."""
+    pool = f"{database}.pool"
+    build_pool(client, pool, workspaces, per_workspace)
+    data = expand(client, f"{database}.{table}", pool, events, workspaces, per_workspace, end)
+    client.command(f"OPTIMIZE TABLE {database}.{table} FINAL")
+    client.command(f"DROP TABLE {pool}")
+    return data
+
+
 def export_csv(client: Client, table: str, path: Path) -> None:
     """The table's rows as CSV in the column order of PostgreSQL's table (see postgres.SCHEMA)."""
     client.command(

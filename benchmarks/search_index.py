@@ -72,12 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         client = get_client(f"chdb://{workdir / 'chdb'}", 256)
         migrate(client, DATABASE, TABLE)
         table = f"{DATABASE}.{TABLE}"
-        dataset.build_pool(client, f"{DATABASE}.pool", args.workspaces, args.pool_per_workspace)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        data = dataset.expand(client, table, f"{DATABASE}.pool", args.events, args.workspaces,
-                              args.pool_per_workspace, end)
-        client.command(f"OPTIMIZE TABLE {table} FINAL")
-        client.command(f"DROP TABLE {DATABASE}.pool")
+        data = dataset.load(client, DATABASE, TABLE, args.events, args.workspaces, args.pool_per_workspace, end)
         person = client.query(
             f"SELECT actor_display FROM {table} WHERE workspace_id = {{ws:String}} AND actor_kind = 'user'"
             " GROUP BY actor_display ORDER BY count() DESC LIMIT 1", parameters={"ws": dataset.BIG_WORKSPACE},
