@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="auditlog-search-index-"))
-    results: dict[str, Any] = {"events": args.events, "load_average_at_start": list(__import__("os").getloadavg())}
+    results: dict[str, Any] = {"events": args.events, "load_average_at_start": list(os.getloadavg())}
     try:
         client = get_client(f"chdb://{workdir / 'chdb'}", 256)
         migrate(client, DATABASE, TABLE)
