@@ -41,16 +41,22 @@ from transparency.service import start_sequencer
 
 SAMPLE = 20_000
 STORING = [0.0]  # seconds the consumer's flusher thread spent in ConsumerRunner._store
+CPU_SPENT = [0.0]  # seconds of the process's CPU (Python threads, engine threads, merges) while consuming
 SEQUENCED_AFTER = [0.0]  # --sequence: seconds from the last stored event until every event had its leaf
 
 
-def _settings(bootstrap: str, dsn: str, batch: int, seconds: float, key_file: Path | None = None) -> Settings:
+def _settings(bootstrap: str, dsn: str, batch: int, seconds: float, key_file: Path | None = None,
+              indexes_on_insert: bool = False) -> Settings:
     """The bench settings; with ``key_file``, the transparency log's sequencer runs alongside (as in
-    ``auditlog consume``: a thread of the consumer's process, sharing its interpreter lock)."""
+    ``auditlog consume``: a thread of the consumer's process, sharing its interpreter lock); with
+    ``indexes_on_insert``, the consumer builds every skip index on insert (none left to merges)."""
+    consumer: dict[str, object] = {"group_id": "bench", "batch_max_events": batch, "batch_max_seconds": seconds}
+    if indexes_on_insert:
+        consumer["indexes_built_at_merge"] = ()
     return Settings.model_validate({
         "kafka": {"bootstrap_servers": bootstrap, "topic": "bench.events", "dlq_topic": "bench.events.dlq"},
         "clickhouse": {"dsn": dsn, "database": "bench", "table": "events"},
-        "consumer": {"group_id": "bench", "batch_max_events": batch, "batch_max_seconds": seconds},
+        "consumer": consumer,
         "transparency": {"enabled": key_file is not None, "signing_key_file": str(key_file or "unused.pem"),
                          "topic": "bench.checkpoints"},
     })
@@ -149,7 +155,7 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
 
     store.store = timed_store  # type: ignore[method-assign]
     thread = threading.Thread(target=runner.run, daemon=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     thread.start()
     on_start()
     first: tuple[float, int] | None = None
@@ -159,6 +165,7 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
         time.sleep(0.05)
         check()
     ended = time.perf_counter()
+    CPU_SPENT[0] = time.process_time() - cpu_started
     if sequencer is not None:  # how long after the last stored event the log holds every event
         while _sequenced(settings) < n:
             time.sleep(0.05)
@@ -182,6 +189,8 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=1, help="producer processes (end to end)")
     parser.add_argument("--sequence", action="store_true",
                         help="run the transparency log's sequencer alongside (as `auditlog consume` does)")
+    parser.add_argument("--indexes-on-insert", action="store_true",
+                        help="build every skip index on insert (consumer.indexes_built_at_merge = []): the before")
     args = parser.parse_args()
     defaults = Settings().consumer
     batch = args.batch or defaults.batch_max_events
@@ -203,7 +212,7 @@ def main() -> None:
     kafka.start()
     try:
         settings = _settings(kafka.config.bootstrap_servers, f"chdb://{work / 'chdb'}", batch, seconds,
-                             work / "signing-key.pem" if args.sequence else None)
+                             work / "signing-key.pem" if args.sequence else None, args.indexes_on_insert)
         ensure_topics(settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic], 4)
         client = get_client(settings.clickhouse.dsn)
         migrate(client, "bench", "events")
@@ -228,6 +237,9 @@ def main() -> None:
         print(f"consumer alone (preloaded topic → stored): {args.events / elapsed:,.0f} events/s "
               f"({args.events:,} in {elapsed:.1f}s from start, group join included; batch {batch}, {seconds}s)")
         print(f"consumer alone, sustained (first stored batch → all stored): {sustained:,.0f} events/s")
+        print(f"consumer process CPU: {CPU_SPENT[0] * 1e6 / args.events:.1f} µs per event (Python and engine threads,"
+              f" merges included; the broker is another process): {args.events / CPU_SPENT[0]:,.0f} events per"
+              " CPU-second")
         if args.sequence:
             cfg = settings.transparency
             print(f"  with the sequencer alongside (settle {cfg.settle_seconds}s, poll {cfg.poll_seconds}s): "

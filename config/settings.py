@@ -9,6 +9,7 @@ on its own.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,6 +99,20 @@ class ConsumerSettings(BaseModel):
     # Let ClickHouse parse the Avro bodies and check the catalog rules (consumer/engine_decode.py);
     # False decodes every message in Python (the reference path, ~5x slower).
     decode_in_engine: bool = True
+    # Skip indexes the consumer's inserts leave to the engine's merges (the INSERT's
+    # exclude_materialize_skip_indexes_on_insert): the search index (migration 0008) costs an insert
+    # about as much as writing the rows, and every merge rebuilds it anyway. A part not merged yet has
+    # no such index and is read whole by the queries that use it, so results are the same. Empty: every
+    # index is built on insert. Ignored (with a warning) by an engine that lacks the setting.
+    indexes_built_at_merge: tuple[str, ...] = ("idx_search",)
+
+    @model_validator(mode="after")
+    def _index_names(self) -> ConsumerSettings:
+        for name in self.indexes_built_at_merge:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+                raise ValueError(f"consumer.indexes_built_at_merge: {name!r} is not an index name"
+                                 " (letters, digits and _, not starting with a digit)")
+        return self
 
 
 class ApiSettings(BaseModel):

@@ -43,7 +43,7 @@ def build_consumer(settings: Settings, stop: threading.Event | None = None, *,
     store = EventStore(
         client, database=ch.database, events_table=settings.events_table, codec=default_codec(),
         catalog=catalog or load_catalog(), check=engine_decode if c.decode_in_engine else python_decode,
-        max_partitions=c.max_partitions_per_insert,
+        max_partitions=c.max_partitions_per_insert, indexes_built_at_merge=c.indexes_built_at_merge,
     )
     health = health or ConsumerHealth(c.stall_seconds)
     retry = RetryPolicy(initial=c.retry_initial_seconds, max_delay=c.retry_max_seconds,

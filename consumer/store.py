@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 ROW_SELECT = ", ".join(f"{expr} AS {column}" for column, expr in AVRO_RECORD_TO_ROW)
 ID_CONFLICT = "id conflict"
+# The engine's per-INSERT list of skip indexes not to build (merges build them); ClickHouse 25.x+.
+INDEX_DEFERRAL_SETTING = "exclude_materialize_skip_indexes_on_insert"
 
 
 @dataclass
@@ -91,7 +93,8 @@ class EventStore:
     """Stores batches of raw messages in the events table (see the module docstring)."""
 
     def __init__(self, client: Client, *, database: str, events_table: str, codec: EventCodec,
-                 catalog: Catalog, check: BodyCheck = engine_decode, max_partitions: int = 100) -> None:
+                 catalog: Catalog, check: BodyCheck = engine_decode, max_partitions: int = 100,
+                 indexes_built_at_merge: Sequence[str] = ()) -> None:
         self._client = client
         self._events = events_table
         self._ids = f"{events_table}_ids"
@@ -102,6 +105,8 @@ class EventStore:
         self._max_partitions = max_partitions
         self.staging = StagingTable(client, database)
         self._staged = 0  # rows in the staging table
+        self._built_at_merge = tuple(indexes_built_at_merge)
+        self._index_deferral: dict[str, str] | None = None  # the INSERT's settings for it, once known
 
     def store(self, messages: Sequence[RawMessage], token: str) -> StoreResult:
         """Store ``messages`` (one batch) under ``token``; raises StoreUnavailable / StoreMisconfigured."""
@@ -307,7 +312,8 @@ class EventStore:
                 f"INSERT INTO {self._events} ({', '.join(COLUMNS)}) SELECT {ROW_SELECT} FROM {source}",
                 parameters={**self._params, "version": writer.version, "lo": lo, "hi": hi,
                             "excluded": sorted(excluded), "months": months or []},
-                settings={**PAYLOAD_JSON_SETTINGS, "insert_deduplicate": 1, "insert_deduplication_token": token},
+                settings={**PAYLOAD_JSON_SETTINGS, **self._deferral(), "insert_deduplicate": 1,
+                          "insert_deduplication_token": token},
             )
             return
         except Exception as err:
@@ -326,6 +332,36 @@ class EventStore:
         mid = live[len(live) // 2]
         self._insert_range(writer, excluded, months, lo, mid, f"{token}:{lo}-{mid}", refused)
         self._insert_range(writer, excluded, months, mid, hi, f"{token}:{mid}-{hi}", refused)
+
+
+    def _deferral(self) -> dict[str, str]:
+        """The INSERT setting that leaves ``indexes_built_at_merge`` to the merges, if the engine has it.
+
+        Asked once: an older server refuses an unknown setting, which would fail every insert, so
+        there the indexes are built on insert as before (and a warning says so).
+        """
+        if self._index_deferral is None:
+            deferral: dict[str, str] = {}
+            if self._built_at_merge:
+                database, table = self._events.rsplit(".", 1)
+                known, indexes = self._client.query(
+                    "SELECT (SELECT count() FROM system.settings WHERE name = {name:String}), "
+                    "(SELECT groupArray(name) FROM system.data_skipping_indices "
+                    "WHERE database = {db:String} AND table = {table:String})",
+                    parameters={"name": INDEX_DEFERRAL_SETTING, "db": database, "table": table},
+                ).result_rows[0]
+                unknown = [name for name in self._built_at_merge if name not in indexes]
+                if unknown:
+                    logger.warning("index_to_build_at_merge_unknown table=%s indexes=%s", self._events,
+                                   ",".join(unknown))
+                named = [name for name in self._built_at_merge if name in indexes]
+                if known and named:
+                    deferral = {INDEX_DEFERRAL_SETTING: ", ".join(named)}
+                elif named:
+                    logger.warning("indexes_built_on_insert reason=engine_lacks_setting setting=%s indexes=%s",
+                                   INDEX_DEFERRAL_SETTING, ",".join(named))
+            self._index_deferral = deferral
+        return self._index_deferral
 
 
 def _looks_like_parse_error(err: Exception) -> bool:
