@@ -183,7 +183,9 @@ class _Handle:
     mid-stream, a client that went away): measured on chDB 26.9, the next query on such a handle
     can return the failed query's partial output (a Native block of a query stopped by
     ``max_result_rows`` came back as the answer to the next ``formatQuery``), so the pool replaces
-    the handle with a fresh one.
+    the handle with a fresh one. So does a request whose URL settings the engine accepted
+    (``limit=N``, which Grafana's row limit sends, is accepted under readonly = 1 on chDB 26.9):
+    a ``SET`` stays on the handle, and would otherwise apply to the next client's queries.
     """
 
     def __init__(self, connection_string: str, limits: EngineLimits) -> None:
@@ -192,6 +194,9 @@ class _Handle:
             self.conn.query(statement, "TabSeparated")
         self.database: str | None = None
         self.broken = False
+        # A request's settings (URL parameters) the engine accepted: the handle is replaced after the
+        # request, so they never apply to the next client's query.
+        self.settings_changed = False
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
         try:
@@ -260,7 +265,7 @@ class ReadOnlyEngine:
         try:
             yield handle
         finally:
-            self._pool.put(self._renewed(handle) if handle.broken else handle)
+            self._pool.put(self._renewed(handle) if handle.broken or handle.settings_changed else handle)
 
     def _renewed(self, handle: _Handle) -> _Handle:
         logger.debug("sql_gateway_handle_replaced")
@@ -302,6 +307,7 @@ class ReadOnlyEngine:
             # The engine decides: under readonly = 1 it accepts only the value a setting already has.
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise QueryRefused(READONLY, f"Cannot modify setting {name!r}: not a setting name")
+            handle.settings_changed = True
             handle.query(f"SET {name} = {{v:String}}".replace("{v:String}", _sql_string(value)))
         if not sql.strip():
             raise EngineQueryError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")

@@ -279,6 +279,14 @@ def test_settings_in_the_url_cannot_lift_the_fence_and_writes_still_work_elsewhe
     assert _post(gateway, f"SELECT count() FROM {table} WHERE 0").text == "0\n"
 
 
+def test_a_setting_sent_with_one_request_does_not_apply_to_the_next(gateway):
+    # chDB accepts `limit` under readonly = 1 (Grafana's row limit sends it); it stays on the handle it was
+    # SET on, so that handle is replaced after the request. Two handles here: every later query is checked.
+    assert _post(gateway, "SELECT number FROM numbers(10)", params={"limit": "3"}).text.split() == ["0", "1", "2"]
+    for _ in range(4):
+        assert len(_post(gateway, "SELECT number FROM numbers(10)").text.split()) == 10
+
+
 @pytest.mark.parametrize(("auth", "headers", "params"), [
     (None, {}, {}),
     ((USER, "wrong"), {}, {}),
