@@ -1,6 +1,6 @@
 module github.com/auditlog/tests/grafana
 
-go 1.26
+go 1.25.0
 
 require github.com/ClickHouse/clickhouse-go/v2 v2.47.0
 
