@@ -22,10 +22,16 @@ server does it:
   ``X-ClickHouse-Exception-Code`` and the server's HTTP statuses; an error after
   the first block is written inside the stream between
   ``X-ClickHouse-Exception-Tag`` markers, as ClickHouse 25 does;
-- ``GET /ping`` and ``GET /`` answer ``Ok.``.
+- ``GET /ping`` and ``GET /`` answer ``Ok.``;
+- ``Native`` in the layout of the client's ``client_protocol_version``
+  (``clickhouse/native_blocks.py``): clickhouse-go, and so Grafana's ClickHouse
+  data source, sends 54460 and reads block info and a serialization byte per
+  column, which the engine's revision-0 ``Native`` lacks.
 
 Not implemented (refused with a message): ``compress=1`` (ClickHouse's own
-block compression), ``decompress=1``, external data files, sessions' state.
+block compression; clickhouse-go uses it over HTTP only when configured for
+LZ4/ZSTD, which Grafana's data source is not: it asks for gzip),
+``decompress=1``, external data files, sessions' state.
 """
 
 from __future__ import annotations
