@@ -57,7 +57,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if go is None:
         pytest.skip("Go is not installed: the Grafana data source check needs `go` (.ci/run installs golang-go)")
     binary = tmp_path_factory.mktemp("grafana") / "grafana-probe"
-    built = subprocess.run([go, "build", "-mod=readonly", "-o", str(binary), "."], cwd=PROBE_MODULE,
+    built = subprocess.run([go, "build", "-mod=readonly", "-buildvcs=false", "-o", str(binary), "."], cwd=PROBE_MODULE,
                            capture_output=True, text=True, timeout=900, env={**os.environ, "CGO_ENABLED": "0"})
     assert built.returncode == 0, built.stderr
     return binary
