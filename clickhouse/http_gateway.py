@@ -22,10 +22,16 @@ server does it:
   ``X-ClickHouse-Exception-Code`` and the server's HTTP statuses; an error after
   the first block is written inside the stream between
   ``X-ClickHouse-Exception-Tag`` markers, as ClickHouse 25 does;
-- ``GET /ping`` and ``GET /`` answer ``Ok.``.
+- ``GET /ping`` and ``GET /`` answer ``Ok.``;
+- ``Native`` in the layout of the client's ``client_protocol_version``
+  (``clickhouse/native_blocks.py``): clickhouse-go, and so Grafana's ClickHouse
+  data source, sends 54460 and reads block info and a serialization byte per
+  column, which the engine's revision-0 ``Native`` lacks.
 
 Not implemented (refused with a message): ``compress=1`` (ClickHouse's own
-block compression), ``decompress=1``, external data files, sessions' state.
+block compression; clickhouse-go uses it over HTTP only when configured for
+LZ4/ZSTD, which Grafana's data source is not: it asks for gzip),
+``decompress=1``, external data files, sessions' state.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from clickhouse.native_blocks import NativeUpgrade, UnsupportedNativeType
 from clickhouse.readonly_engine import (
     EngineQueryError,
     GatewayError,
@@ -58,6 +65,8 @@ from clickhouse.readonly_engine import (
 logger = logging.getLogger(__name__)
 
 AUTHENTICATION_FAILED = 516
+NOT_IMPLEMENTED = 48
+CANNOT_PARSE_NUMBER = 72
 QUERY_IS_TOO_LARGE = 393
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _QUERY_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
@@ -123,6 +132,7 @@ class _Request:
     query_id: str
     wait_end: bool
     encoding: str | None
+    protocol_revision: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -294,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
 
             data = lz4.frame.decompress(data)
         elif data and encoding not in ("", "identity"):
-            raise EngineQueryError(48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported")
+            raise EngineQueryError(NOT_IMPLEMENTED, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported")
         return data
 
     def _parse(self, url_params: dict[str, str], body: bytes) -> _Request:
@@ -308,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
             query_text = "\n".join(p for p in (fields.get("query", ""), body.decode("utf-8", "replace")) if p)
         for name in ("compress", "decompress"):
             if fields.get(name) == "1":
-                raise EngineQueryError(48, "NOT_IMPLEMENTED",
+                raise EngineQueryError(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
                                        f"{name}=1 (ClickHouse's block compression) is not supported by the SQL "
                                        f"gateway: use Accept-Encoding: gzip / lz4 instead")
         params = {k[6:]: v for k, v in fields.items() if k.startswith("param_")}
@@ -324,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
                         default_format=fields.get("default_format") or self.headers.get("X-ClickHouse-Format")
                         or "TabSeparated",
                         query_id=fields.get("query_id", ""), wait_end=fields.get("wait_end_of_query") == "1",
-                        encoding=encoding)
+                        encoding=encoding, protocol_revision=_protocol_revision(fields))
 
     def _credentials(self, fields: dict[str, str]) -> tuple[str, str]:
         header_user = self.headers.get("X-ClickHouse-User")
@@ -358,11 +368,13 @@ class _Handler(BaseHTTPRequestHandler):
             logger.info("sql_gateway_query query_id=%s user=%s format=%s", request.query_id, request.user, fmt)
             if request.wait_end or fmt not in _STREAMABLE or not checked.select:
                 data = engine.run(handle, checked, fmt, request.params, stats)
-                self._send_result(request, fmt, stats, iter([data]) if data else iter(()), whole=True)
+                whole = _for_client(iter([data]) if data else iter(()), fmt, request.protocol_revision)
+                self._send_result(request, fmt, stats, iter([b"".join(whole)]), whole=True)
             else:
                 blocks = engine.stream(handle, checked, fmt, request.params, stats)
                 try:
-                    self._send_result(request, fmt, stats, blocks, whole=False)
+                    self._send_result(request, fmt, stats, _for_client(blocks, fmt, request.protocol_revision),
+                                      whole=False)
                 finally:
                     close = getattr(blocks, "close", None)
                     if close is not None:
@@ -446,6 +458,34 @@ class _Handler(BaseHTTPRequestHandler):
             logger.info("sql_gateway_client_gone query_id=%s", query_id)
 
 
+def _protocol_revision(fields: dict[str, str]) -> int:
+    """``client_protocol_version``: the Native layout the client reads (clickhouse-go sends 54460)."""
+    text = fields.get("client_protocol_version", "0") or "0"
+    if not text.isdigit():
+        raise EngineQueryError(CANNOT_PARSE_NUMBER, "CANNOT_PARSE_NUMBER",
+                               f"client_protocol_version must be a non-negative integer, not {text[:40]!r}")
+    return int(text)
+
+
+def _for_client(blocks: Iterator[bytes], fmt: str, revision: int) -> Iterator[bytes]:
+    """The engine's result bytes, with Native rewritten for the client's protocol revision (native_blocks.py)."""
+    if fmt != "Native" or revision == 0:
+        yield from blocks
+        return
+    upgrade = NativeUpgrade(revision)
+    try:
+        for block in blocks:
+            data = upgrade.feed(block)
+            if data:
+                yield data
+        upgrade.finish()
+    except UnsupportedNativeType as err:
+        raise EngineQueryError(NOT_IMPLEMENTED, "NOT_IMPLEMENTED", f"Native for client protocol {revision}: {err}") \
+            from err
+    except ValueError as err:
+        raise EngineQueryError(1001, "STD_EXCEPTION", f"Native for client protocol {revision}: {err}") from err
+
+
 def _too_large() -> GatewayError:
     return GatewayError(QUERY_IS_TOO_LARGE, "QUERY_IS_TOO_LARGE",
                         f"The request body is larger than the SQL gateway accepts ({MAX_REQUEST_BYTES} bytes)")
@@ -464,7 +504,7 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if part.get_filename():
-            raise EngineQueryError(48, "NOT_IMPLEMENTED",
+            raise EngineQueryError(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
                                    "External data (a file sent with the query) is not supported by the SQL gateway")
         if isinstance(name, str):
             payload = part.get_payload(decode=True)

@@ -183,7 +183,9 @@ class _Handle:
     mid-stream, a client that went away): measured on chDB 26.9, the next query on such a handle
     can return the failed query's partial output (a Native block of a query stopped by
     ``max_result_rows`` came back as the answer to the next ``formatQuery``), so the pool replaces
-    the handle with a fresh one.
+    the handle with a fresh one. So does a request whose URL settings the engine accepted
+    (``limit=N``, which Grafana's row limit sends, is accepted under readonly = 1 on chDB 26.9):
+    a ``SET`` stays on the handle, and would otherwise apply to the next client's queries.
     """
 
     def __init__(self, connection_string: str, limits: EngineLimits) -> None:
@@ -192,6 +194,9 @@ class _Handle:
             self.conn.query(statement, "TabSeparated")
         self.database: str | None = None
         self.broken = False
+        # A request's settings (URL parameters) the engine accepted: the handle is replaced after the
+        # request, so they never apply to the next client's query.
+        self.settings_changed = False
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
         try:
@@ -260,7 +265,7 @@ class ReadOnlyEngine:
         try:
             yield handle
         finally:
-            self._pool.put(self._renewed(handle) if handle.broken else handle)
+            self._pool.put(self._renewed(handle) if handle.broken or handle.settings_changed else handle)
 
     def _renewed(self, handle: _Handle) -> _Handle:
         logger.debug("sql_gateway_handle_replaced")
@@ -289,15 +294,20 @@ class ReadOnlyEngine:
             handle.query(f"USE {quote_identifier(use)}")
             handle.database = use
         for name, value in settings.items():
-            if name == "max_execution_time" and self._within_time_limit(value):
-                # Grafana's data source sends its query timeout with every query. A server lets a
-                # read-only user lower it through a CHANGEABLE_IN_READONLY constraint; the handle
-                # cannot change it, so a value up to the gateway's limit is accepted and the
-                # gateway's limit applies. Above it, the engine refuses as for any setting.
+            if name == "max_execution_time" and is_client_deadline(value):
+                # clickhouse-go (Grafana's data source) sends its own deadline plus 5 s with every
+                # query: Grafana's default 60 s query timeout arrives as 65, its 10 s health check as
+                # 15. That is the client's patience, not a request for more time: the handle's limit
+                # (set before readonly = 1, which no query can change) applies either way, so the
+                # value is not passed on. Refusing it would fail every Grafana query.
+                if float(value) > self._limits.max_execution_seconds:
+                    logger.debug("sql_gateway_time_limit_kept requested=%s limit=%s", value,
+                                 self._limits.max_execution_seconds)
                 continue
             # The engine decides: under readonly = 1 it accepts only the value a setting already has.
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise QueryRefused(READONLY, f"Cannot modify setting {name!r}: not a setting name")
+            handle.settings_changed = True
             handle.query(f"SET {name} = {{v:String}}".replace("{v:String}", _sql_string(value)))
         if not sql.strip():
             raise EngineQueryError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
@@ -305,13 +315,6 @@ class ReadOnlyEngine:
         tree = handle.text(f"EXPLAIN AST {canonical}", params)
         fmt = self._check_tree(tree)
         return CheckedQuery(canonical, fmt, tree.startswith("Select"))
-
-    def _within_time_limit(self, value: str) -> bool:
-        try:
-            seconds = float(value)
-        except ValueError:
-            return False
-        return 0 < seconds <= self._limits.max_execution_seconds
 
     def _check_tree(self, tree: str) -> str | None:
         """Refuse what readonly = 1 lets through; returns the query's FORMAT, if it names one."""
@@ -423,3 +426,12 @@ def _statement_name(kind: str) -> str:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_client_deadline(value: str) -> bool:
+    """A positive, finite number of seconds: a client's deadline (0 would mean none, and is the engine's to refuse)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return False
+    return 0 < seconds < float("inf")

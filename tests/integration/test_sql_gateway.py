@@ -11,6 +11,7 @@ audit database is tried and refused; credentials and limits are enforced.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -256,21 +257,34 @@ def test_every_table_function_outside_the_list_is_refused(gateway):
 
 def test_settings_in_the_url_cannot_lift_the_fence_and_writes_still_work_elsewhere(clickhouse_settings, gateway):
     table = clickhouse_settings.events_table
-    for name, value in [("readonly", "0"), ("max_result_rows", "0"), ("max_execution_time", "3600"),
-                        ("max_execution_time", "0")]:
+    for name, value in [("readonly", "0"), ("max_result_rows", "0"), ("max_execution_time", "0"),
+                        ("max_execution_time", "-1")]:
         got = _post(gateway, "SELECT 1", params={name: value})
         assert (got.status_code, got.headers["X-ClickHouse-Exception-Code"]) == (403, "164"), got.text
         assert f"Cannot modify '{name}' setting in readonly mode" in got.text
     # Keeping a setting's value is no change, as on a server.
     assert _post(gateway, "SELECT 1", params={"max_result_rows": "100000"}).text == "1\n"
-    # Grafana's query timeout on every query: accepted up to the gateway's limit (5 s here).
+    # clickhouse-go (Grafana) sends its deadline + 5 s on every query: accepted, and the gateway's limit
+    # (5 s here) still ends a longer query.
     assert _post(gateway, "SELECT 1", params={"max_execution_time": "5"}).text == "1\n"
-    assert _post(gateway, "SELECT 1", params={"max_execution_time": "6"}).status_code == 403
+    assert _post(gateway, "SELECT 1", params={"max_execution_time": "65"}).text == "1\n"
+    started = time.monotonic()
+    slow = _post(gateway, "SELECT count() FROM numbers(100000000000)", params={"max_execution_time": "3600"})
+    assert slow.headers["X-ClickHouse-Exception-Code"] == "159", slow.text
+    assert time.monotonic() - started < 30
     # The product's own handle is not read-only.
     product = get_client(clickhouse_settings.clickhouse.dsn)
     product.command(f"CREATE TABLE {clickhouse_settings.clickhouse.database}.scratch (a UInt8) ENGINE = Memory")
     product.command(f"INSERT INTO {clickhouse_settings.clickhouse.database}.scratch VALUES (1)")
     assert _post(gateway, f"SELECT count() FROM {table} WHERE 0").text == "0\n"
+
+
+def test_a_setting_sent_with_one_request_does_not_apply_to_the_next(gateway):
+    # chDB accepts `limit` under readonly = 1 (Grafana's row limit sends it); it stays on the handle it was
+    # SET on, so that handle is replaced after the request. Two handles here: every later query is checked.
+    assert _post(gateway, "SELECT number FROM numbers(10)", params={"limit": "3"}).text.split() == ["0", "1", "2"]
+    for _ in range(4):
+        assert len(_post(gateway, "SELECT number FROM numbers(10)").text.split()) == 10
 
 
 @pytest.mark.parametrize(("auth", "headers", "params"), [

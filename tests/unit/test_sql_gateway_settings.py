@@ -5,9 +5,11 @@ from __future__ import annotations
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auditlog.sql_gateway import CredentialsFileError, build_sql_gateway, load_or_create_credentials
-from clickhouse.readonly_engine import EngineLimits
+from clickhouse.readonly_engine import EngineLimits, is_client_deadline
 from config.settings import Settings, SqlGatewaySettings
 
 
@@ -49,3 +51,26 @@ def test_limits_go_before_readonly_so_no_query_can_raise_them():
     assert statements[-1] == "SET readonly = 1"
     assert any(s.startswith("SET max_result_rows") for s in statements[:-1])
     assert "SET result_overflow_mode = 'throw'" in statements
+
+
+@given(st.floats(min_value=1e-3, max_value=1e12, allow_nan=False))
+def test_any_positive_number_of_seconds_is_a_client_deadline(seconds):
+    assert is_client_deadline(repr(seconds)) and is_client_deadline(str(int(seconds) + 1))
+
+
+@given(st.one_of(st.floats(max_value=0), st.just(float("inf")), st.just(float("nan")), st.just(float("-inf"))))
+def test_zero_negative_and_unbounded_are_not_a_deadline(seconds):
+    assert not is_client_deadline(str(seconds))
+
+
+@given(st.text().filter(lambda t: not _parses_as_float(t)))
+def test_text_that_is_no_number_is_not_a_deadline(text):
+    assert not is_client_deadline(text)
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
