@@ -46,7 +46,7 @@ from typing import Any
 from benchmarks import dataset, measure
 from benchmarks.cgroup import CgroupUnavailable, MemoryCgroup, parse_size
 from benchmarks.postgres import PostgresServer, load, storage
-from benchmarks.report import _n, _ratio, _table
+from benchmarks.report import num, ratio, table
 from benchmarks.shapes import build_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
@@ -246,16 +246,16 @@ def render(r: dict[str, Any]) -> str:
         theirs = pg["pages"].get(shape, {})
         co, cp = modes["cold"]["p50_ms"], theirs.get("cold", {}).get("p50_ms")
         wo, wp = modes["warm"]["p99_ms"], theirs.get("warm", {}).get("p99_ms")
-        rows.append([shape, _n(co, 2), _n(cp, 2), _ratio(co, cp), _n(wo, 2), _n(wp, 2), _ratio(wo, wp)])
-    lines += [_table(header, rows), ""]
+        rows.append([shape, num(co, 2), num(cp, 2), ratio(co, cp), num(wo, 2), num(wp, 2), ratio(wo, wp)])
+    lines += [table(header, rows), ""]
     rows = []
     for mode in ("cold", "warm"):
         o, t = ours["export"][mode]["rows_per_s"], pg["export"][mode]["rows_per_s"]
-        rows.append([f"export of {dataset.BIG_WORKSPACE} ({mode}), rows/s", _n(o), _n(t), _ratio(o, t)])
+        rows.append([f"export of {dataset.BIG_WORKSPACE} ({mode}), rows/s", num(o), num(t), ratio(o, t)])
     for name, q in ours["questions"].items():
         o, t = q["ms"], pg["questions"].get(name, {}).get("ms")
-        rows.append([f"{name}, ms", _n(o), _n(t), _ratio(o, t)])
-    lines.append(_table(["figure", "ours", "PostgreSQL", "ours/PG"], rows))
+        rows.append([f"{name}, ms", num(o), num(t), ratio(o, t)])
+    lines.append(table(["figure", "ours", "PostgreSQL", "ours/PG"], rows))
     return "\n".join(lines)
 
 
