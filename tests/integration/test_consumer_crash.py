@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -96,6 +97,23 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
+@contextmanager
+def final_consumer(settings: Settings, env: dict[str, str], log: Path) -> Iterator[Path]:
+    """The consumer that survives the kills: started, running and caught up when the block begins; stopped
+    with SIGTERM after it, which must exit 0. Yields its log (stderr)."""
+    with log.open("wb") as stderr:
+        final = _auditlog("consume", env=env, stderr=stderr)
+    try:
+        # The killed consumers may have caught up already: wait until this one runs, so that
+        # the SIGTERM below tests a graceful stop and not a process still starting up.
+        _wait(lambda: b"consumer_started" in log.read_bytes(), 60, "the last consumer to start")
+        _wait(lambda: caught_up(settings), 240, "the last consumer to catch up")
+        yield log
+    finally:
+        final.send_signal(signal.SIGTERM)
+        assert final.wait(60) == 0
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings, tmp_path):
     dsn = f"chdb://{tmp_path / 'chdb'}"
@@ -106,17 +124,8 @@ def test_sigkill_at_random_moments_converges_to_each_event_exactly_once(settings
     producing = threading.Thread(target=lambda: ids.extend(produce(settings, events)), daemon=True)
     producing.start()
     kill_consumers_while_producing(env, producing, kills=5, alive=(1.0, 4.0))
-    log = tmp_path / "final-consumer.log"
-    with log.open("wb") as stderr:
-        final = _auditlog("consume", env=env, stderr=stderr)
-    try:
-        # The killed consumers may have caught up already: wait until this one runs, so that
-        # the SIGTERM below tests a graceful stop and not a process still starting up.
-        _wait(lambda: b"consumer_started" in log.read_bytes(), 60, "the last consumer to start")
-        _wait(lambda: caught_up(settings), 240, "the last consumer to catch up")
-    finally:
-        final.send_signal(signal.SIGTERM)
-        assert final.wait(60) == 0
+    with final_consumer(settings, env, tmp_path / "final-consumer.log"):
+        pass
     assert len(ids) == len(events)
     _verify(env, ids)
 

@@ -4,7 +4,6 @@ ingestion never add, drop or reorder a leaf; checkpoints reach the Kafka topic; 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -16,8 +15,15 @@ import pytest
 
 from clickhouse.client import get_client
 from config.settings import Settings
-from tests.integration.test_consumer_crash import REPO, _auditlog, _env, _wait, kill_consumers_while_producing
-from tests.support.consumer_checks import WORKSPACES, caught_up, make_events
+from tests.integration.test_consumer_crash import (
+    REPO,
+    _auditlog,
+    _env,
+    _wait,
+    final_consumer,
+    kill_consumers_while_producing,
+)
+from tests.support.consumer_checks import WORKSPACES, make_events
 from tests.support.pipeline import produce, store_directly
 from transparency.audit import verify_workspace
 from transparency.service import build_sequencer, load_keyring, read_published
@@ -65,18 +71,10 @@ def test_sigkills_during_ingestion_leave_every_event_exactly_one_leaf_and_verify
     producing.start()
     # Past start-up: the sequencer is mid-round at a random moment.
     kill_consumers_while_producing(env, producing, kills=4, alive=(2.0, 5.0))
-    log = tmp_path / "final.log"
-    with log.open("wb") as stderr:
-        final = _auditlog("consume", env=env, stderr=stderr)
-    try:
-        _wait(lambda: b"consumer_started" in log.read_bytes(), 60, "the last consumer to start")
-        _wait(lambda: caught_up(settings), 240, "the last consumer to catch up")
+    with final_consumer(settings, env, tmp_path / "final.log") as log:
         # settle (1 s) + a round + a checkpoint (1 s): then every stored event has its leaf
         _wait(lambda: b"sequencer_started" in log.read_bytes(), 60, "the sequencer to start")
         time.sleep(4)
-    finally:
-        final.send_signal(signal.SIGTERM)
-        assert final.wait(60) == 0
     done = subprocess.run([sys.executable, "-c", VERIFY, *WORKSPACES], cwd=REPO, env=env, capture_output=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
