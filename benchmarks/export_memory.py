@@ -62,6 +62,23 @@ def load(path: Path, events: int) -> int:
     return int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
 
 
+def _breakdown(client: Any) -> dict[str, float]:
+    """Where the process's memory is, MB: anonymous vs file-backed pages (shared library code paged in),
+    the embedded engine's jemalloc (allocated = live, resident = pages it holds, dirty ones included),
+    and pyarrow's pool (what Arrow buffers hold)."""
+    import re
+
+    import pyarrow as pa
+
+    out = {"rss_anon_mb": measure.status_mb("RssAnon"), "rss_file_mb": measure.status_mb("RssFile"),
+           "arrow_pool_peak_mb": pa.default_memory_pool().max_memory() / 2**20}
+    stats = str(client.query("SELECT stats FROM system.jemalloc_stats").result_rows[0][0])
+    found = re.search(r"Allocated: (\d+), active: \d+, metadata: \d+.*?resident: (\d+)", stats)
+    if found:
+        out["engine_allocated_mb"], out["engine_resident_mb"] = (int(v) / 2**20 for v in found.groups())
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def export_once(path: Path, fmt: str, args: argparse.Namespace) -> dict[str, Any]:
     """One export in this (fresh) process, as the API runs it; RSS in MB.
 
@@ -88,8 +105,12 @@ def export_once(path: Path, fmt: str, args: argparse.Namespace) -> dict[str, Any
         page = {"page_growth_mb": measure.peak_rss_mb() - before}
     exporter = EventExporter(client, f"{DATABASE}.{TABLE}", chunk_rows=chunk_rows, max_threads=threads,
                              row_group_rows=row_group_rows)
+    at_start = _breakdown(client)
     result = measure.ch_export(exporter, dataset.BIG_WORKSPACE, fmt)
     result["growth_mb"] = result["peak_rss_mb"] - result["rss_before_mb"]
+    at_end = _breakdown(client)
+    result["breakdown_growth_mb"] = {k: v if k == "arrow_pool_peak_mb" else round(v - at_start[k], 1)
+                                     for k, v in at_end.items() if k in at_start}
     result.update(page, chunk_rows=chunk_rows, max_threads=threads or "engine default",
                   row_group_rows=row_group_rows if fmt == "parquet" else None)
     if args.again:
@@ -165,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (f", row groups {result['row_group_rows']:,} rows" if result["row_group_rows"] else "") + ")"
                   + (f", after a first page of +{result['page_growth_mb']:.0f} MB" if args.after_page else "")
                   + (f", a second export +{result['again_growth_mb']:.0f} MB" if args.again else "")
+                  + "; at the end, MB above the start: "
+                  + ", ".join(f"{k.removesuffix('_mb')} {v:+.1f}" for k, v in result["breakdown_growth_mb"].items())
                   + "; RSS over the export (rows: MB above the start) "
                   + ", ".join(f"{int(r):,}: {mb:+.0f}" for r, mb in result["growth_by_rows"].items()),
                   flush=True)

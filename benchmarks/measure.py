@@ -207,6 +207,11 @@ def rss_mb() -> float:
     return _status_kb("self", "VmRSS") / 1024
 
 
+def status_mb(key: str) -> float:
+    """A /proc/self/status memory line (VmRSS, RssAnon, RssFile, VmHWM, ...), MB."""
+    return _status_kb("self", key) / 1024
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set since the last ``rss_reset()``, MB."""
     return _status_kb("self", "VmHWM") / 1024

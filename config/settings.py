@@ -24,10 +24,11 @@ HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 PUBLIC_KEY_ALGORITHMS = {**{f"RS{n}": "RSA" for n in (256, 384, 512)}, **{f"PS{n}": "RSA" for n in (256, 384, 512)},
                          **{f"ES{n}": "EC" for n in (256, 384, 512)}}
 CURSOR_SECRET_BYTES = 32
-# Parquet export row groups (AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS): below the floor the writer's
-# per-group metadata (~14 KB, kept until the footer) outgrows the data on a long export; above the
-# ceiling the Arrow rows held for one group (~550 bytes a row) break the export's memory bound.
-PARQUET_ROW_GROUP_ROWS_RANGE = (100, 100_000)
+# Parquet export row groups (AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS), measured on 2M rows
+# (docs/performance.md, "Parquet row groups"): 20,000-row groups grew the first export by +152 MB against
+# +87-93 MB at 5,000-10,000, so the ceiling is the default; below the floor the writer's per-group metadata
+# (~14 KB, kept until the footer: 28 MB for 2M rows in 1,000-row groups) outgrows what it saves.
+PARQUET_ROW_GROUP_ROWS_RANGE = (1_000, 10_000)
 
 
 class KafkaSettings(BaseModel):
@@ -121,10 +122,9 @@ class ApiSettings(BaseModel):
     # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
     # docs/performance.md).
     export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
-    # Rows per row group of a Parquet export, independent of the chunk: chunks are gathered (as Arrow,
-    # at most one row group plus one chunk held) until a group is full, so every group but the last has
-    # exactly this many rows. Readers prune and parallelise by row group; the writer keeps ~14 KB of
-    # metadata per group until the footer. Measured in docs/performance.md ("Parquet row groups").
+    # Rows per row group of a Parquet export (at most; ~0.8x on average), independent of
+    # export_chunk_rows: a Parquet export's chunk queries ask for this many rows and each chunk is written
+    # at once as one row group. Within PARQUET_ROW_GROUP_ROWS_RANGE, else refused at start.
     export_parquet_row_group_rows: int = 10_000
     # Engine handles the API reads through (clickhouse/pool.py): pages and single events share
     # `page_handles`, exports their own smaller `export_handles`, so exports never take a page's

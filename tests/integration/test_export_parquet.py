@@ -34,7 +34,7 @@ pytestmark = pytest.mark.clickhouse
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CHUNK = 10
-GROUP = PARQUET_ROW_GROUP_ROWS_RANGE[0]  # the smallest row group the settings take: 100 rows
+GROUP = PARQUET_ROW_GROUP_ROWS_RANGE[0]  # the smallest row group the settings take: 1,000 rows
 EVENTS = 250
 
 
@@ -95,7 +95,7 @@ def _same_as_jsonl(client, ws: str, headers: dict[str, str], **params: str) -> p
 
 @pytest.fixture
 def busy(clickhouse_settings):
-    """A workspace of 250 events over 60 days, exported in 10-row chunks and 100-row row groups."""
+    """A workspace of 250 events over 60 days, exported in 10-row chunks (JSONL, CSV) and 1,000-row row groups."""
     ws = f"ws_parquet_{uuid.uuid4().hex[:6]}"
     store_directly(clickhouse_settings,
                    EventGenerator(seed=15).history([ws], EVENTS, START, START + timedelta(days=60)))
