@@ -102,7 +102,7 @@ def busy(clickhouse_settings):
     return api_client(_small_chunks(clickhouse_settings)), ws, bearer(clickhouse_settings, ws)
 
 
-def test_parquet_equals_jsonl_for_filter_combinations_in_several_row_groups(busy):
+def test_parquet_equals_jsonl_for_filter_combinations_and_row_groups_follow_their_setting(busy):
     client, ws, headers = busy
     whole = _jsonl_as_rows(_export(client, ws, headers, "jsonl").text)
     action, target_kind, category = whole[5]["action"], whole[7]["target_kind"], whole[9]["category"]
