@@ -202,7 +202,22 @@ def pg_timelines(server: PostgresServer, shapes: list[Shape], warm: int,
     return out
 
 
-def _rss_reset() -> None:
+def rss_mb() -> float:
+    """This process's resident set now, MB."""
+    return _status_kb("self", "VmRSS") / 1024
+
+
+def status_mb(key: str) -> float:
+    """A /proc/self/status memory line (VmRSS, RssAnon, RssFile, VmHWM, ...), MB."""
+    return _status_kb("self", key) / 1024
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set since the last ``rss_reset()``, MB."""
+    return _status_kb("self", "VmHWM") / 1024
+
+
+def rss_reset() -> None:
     """Reset this process's peak RSS (VmHWM) so the next reading covers only what follows."""
     try:
         Path("/proc/self/clear_refs").write_text("5\n")
@@ -225,7 +240,7 @@ def ch_export(exporter: EventExporter, workspace_id: str, fmt: str) -> dict[str,
     arenas, a slope with the rows would be memory held per row or per chunk.
     """
     base_mb = _status_kb("self", "VmRSS") / 1024
-    _rss_reset()
+    rss_reset()
     progress = ExportProgress()  # rows as the exporter counts them: lines for JSONL/CSV, row groups' for Parquet
     growth: dict[int, float] = {}
     mark = 10_000

@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The published development secret: anyone can sign tokens with it, so only `development` may use it.
@@ -25,6 +25,11 @@ HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 PUBLIC_KEY_ALGORITHMS = {**{f"RS{n}": "RSA" for n in (256, 384, 512)}, **{f"PS{n}": "RSA" for n in (256, 384, 512)},
                          **{f"ES{n}": "EC" for n in (256, 384, 512)}}
 CURSOR_SECRET_BYTES = 32
+# Parquet export row groups (AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS), measured on 2M rows
+# (docs/performance.md, "Parquet row groups"): 20,000-row groups grew the first export by +152 MB against
+# +87-93 MB at 5,000-10,000, so the ceiling is the default; below the floor the writer's per-group metadata
+# (~14 KB, kept until the footer: 28 MB for 2M rows in 1,000-row groups) outgrows what it saves.
+PARQUET_ROW_GROUP_ROWS_RANGE = (1_000, 10_000)
 
 
 class KafkaSettings(BaseModel):
@@ -132,6 +137,10 @@ class ApiSettings(BaseModel):
     # Rows per export query: bounds the export's memory (1M rows, 10k-row chunks: +87 MB; 50k: +273 MB,
     # docs/performance.md).
     export_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Rows per row group of a Parquet export (at most; ~0.8x on average), independent of
+    # export_chunk_rows: a Parquet export's chunk queries ask for this many rows and each chunk is written
+    # at once as one row group. Within PARQUET_ROW_GROUP_ROWS_RANGE, else refused at start.
+    export_parquet_row_group_rows: int = 10_000
     # Engine handles the API reads through (clickhouse/pool.py): pages and single events share
     # `page_handles`, exports their own smaller `export_handles`, so exports never take a page's
     # handle. Each runs one query at a time; a request waits up to `handle_wait_seconds` for one,
@@ -155,6 +164,17 @@ class ApiSettings(BaseModel):
     # engine's whole range (1900..2299), hence the floor.
     timeline_max_buckets: int = Field(default=120, ge=40, le=2000)
 
+
+    @field_validator("export_parquet_row_group_rows")
+    @classmethod
+    def _row_group_in_range(cls, rows: int) -> int:
+        """Refused at start, naming the variable: a wrong size fails every Parquet export or its memory."""
+        low, high = PARQUET_ROW_GROUP_ROWS_RANGE
+        if not low <= rows <= high:
+            raise ValueError(f"AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS must be between {low:,} and {high:,} "
+                             f"rows, not {rows:,} (fewer: the row groups' metadata outgrows the data; more: one "
+                             "row group's rows break the export's memory bound)")
+        return rows
 
 class DemoSettings(BaseModel):
     """The embedded run mode's reference workspace (``auditlog up``)."""

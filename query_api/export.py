@@ -33,18 +33,23 @@ Why it is built this way (the measurements are in docs/performance.md, "Export")
   tab or a carriage return gets a leading ``'`` in the engine's SELECT.
   JSONL and Parquet are exact.
 - Parquet: the same window plan and chunk queries, each chunk read from the
-  engine as Arrow (``ArrowStream``) and written as **one row group** by one
-  ``ParquetWriter`` into a sink that is drained after every row group, so
-  the bytes leave as they are made; the footer comes last. The writer keeps
-  every row group's metadata until then (~14 KB in memory, ~2 KB in the
-  footer, per 10,000-row group). Measured (docs/performance.md, "Parquet
-  memory over the export"): the process steps up by ~80-110 MB within the
-  first ~40k rows (mostly the engine's first large reads, as for JSONL) and
-  stays flat to 5M rows; an earlier run reached +214 MB at 20M rows, where
-  the row groups' metadata is ~28 MB of it. One chunk is alive at a time:
-  each is dropped before the next is read. ``PARQUET_SCHEMA`` is fixed,
-  so an empty export is a valid file with zero rows. Without its footer (a
-  failed export) no Parquet reader opens the file.
+  engine as Arrow (``ArrowStream``, zero-copy over the engine's bytes) and
+  written at once as **one row group** by one ``ParquetWriter`` into a sink
+  that is drained after every row group, so the bytes leave as they are
+  made; the footer comes last. A Parquet export's chunks have their own
+  size, ``row_group_rows`` (``AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS``),
+  not the JSONL/CSV ``chunk_rows``: every row group holds at most that many
+  rows (about 0.8x on average: the window plan aims a window at 80% of a
+  chunk). Row groups of exactly that size were built and measured (chunks
+  gathered as Arrow until a group is full; or each chunk query capped at
+  the rows its group still needs) and not kept: holding rows across engine
+  queries grew the first export by ~+15-25 MB more and made it 30-50 %
+  slower (docs/performance.md, "Parquet row groups"). One chunk is alive at
+  a time. The writer keeps every row group's metadata until the footer
+  (~14 KB in memory, ~2 KB in the footer, per group), so small row groups
+  cost memory on long exports; hence the setting's floor. ``PARQUET_SCHEMA``
+  is fixed, so an empty export is a valid file with zero rows. Without its
+  footer (a failed export) no Parquet reader opens the file.
 
 Settings ride inline in the SQL (``SETTINGS ...``): per-call settings make
 the embedded engine's client snapshot, set and restore them around every
@@ -142,6 +147,9 @@ _SETTINGS: dict[str, tuple[str, str, str]] = {
 # grew the process by 273 MB (JSONL) / 219 MB (CSV), 10k-row chunks by 87 / 85 MB at the same JSONL
 # speed; the chunk bounds the memory, not the history.
 DEFAULT_CHUNK_ROWS = 10_000
+# Parquet row groups (= a Parquet export's chunks): the settings' AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS;
+# None here means the chunk size.
+DEFAULT_ROW_GROUP_ROWS: int | None = None
 _FILL = 0.8
 # With the keyset condition "before (t, id)", this id means "before t": no UUID is smaller.
 _BEFORE_ALL_IDS = uuid.UUID(int=0)
@@ -317,9 +325,12 @@ class EventExporter:
     """
 
     def __init__(self, source: ClientSource | Client, table: str, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 piece_bytes: int = DEFAULT_PIECE_BYTES, max_threads: int | None = None) -> None:
+                 piece_bytes: int = DEFAULT_PIECE_BYTES, max_threads: int | None = None,
+                 row_group_rows: int | None = DEFAULT_ROW_GROUP_ROWS) -> None:
         if chunk_rows < 1 or piece_bytes < 1:
             raise ValueError("chunk_rows and piece_bytes must be positive")
+        if row_group_rows is not None and row_group_rows < 1:
+            raise ValueError("row_group_rows must be positive")
         if max_threads is not None and max_threads < 1:
             raise ValueError("max_threads must be positive")
         # Each chunk query leases a client for itself alone: between chunks (while the bytes go out
@@ -330,6 +341,7 @@ class EventExporter:
             "settings": {"max_threads": int(max_threads)}}
         self._table = table
         self._chunk_rows = int(chunk_rows)
+        self._row_group_rows = int(row_group_rows) if row_group_rows is not None else self._chunk_rows
         self._piece_bytes = int(piece_bytes)
 
     def snapshot(self, workspace_id: str, filters: EventFilters) -> Snapshot:
@@ -380,11 +392,12 @@ class EventExporter:
 
     def _parquet(self, workspace_id: str, filters: EventFilters, progress: ExportProgress,
                  snapshot: Snapshot | None) -> Iterator[bytes]:
-        """One Parquet file: the magic, one row group a chunk (handed on as soon as it is written), the footer."""
+        """One Parquet file: the magic, the row groups (each handed on as soon as it is written), the footer."""
         sink = _DrainingSink()
         writer = pq.ParquetWriter(sink, PARQUET_SCHEMA, compression="zstd", write_statistics=_PARQUET_STATISTICS)
         try:
-            for chunk in self._read(workspace_id, filters, "parquet", snapshot, _ArrowChunk.decode):
+            for chunk in self._read(workspace_id, filters, "parquet", snapshot, _ArrowChunk.decode,
+                                    self._row_group_rows):
                 rows = chunk.rows
                 if rows:
                     writer.write_table(chunk.table, row_group_size=rows)  # one row group
@@ -403,13 +416,17 @@ class EventExporter:
         progress.bytes += len(data)
 
     def _read(self, workspace_id: str, filters: EventFilters, fmt: str, snapshot: Snapshot | None,
-              decode: Callable[[bytes], _C]) -> Iterator[_C]:
-        """Every chunk of the export, newest first, as ``decode`` reads the engine's output of it."""
+              decode: Callable[[bytes], _C], chunk_rows: int | None = None) -> Iterator[_C]:
+        """Every chunk of the export, newest first, as ``decode`` reads the engine's output of it.
+
+        ``chunk_rows``: the rows of a chunk when not the exporter's (Parquet: its row group size).
+        """
+        limit = chunk_rows or self._chunk_rows
         select, engine_fmt, settings = _SETTINGS[fmt]
         snap = snapshot if snapshot is not None else self.snapshot(workspace_id, filters)
         if not snap.count:
             return
-        windows = ExportWindows(snap.oldest_us, snap.newest_us, snap.count, self._chunk_rows)
+        windows = ExportWindows(snap.oldest_us, snap.newest_us, snap.count, limit)
         after: Position | None = None
         while True:
             lower = windows.lower()
@@ -418,7 +435,7 @@ class EventExporter:
                 f"SELECT {select} FROM {self._table}"
                 f" WHERE {query.where} AND occurred_at >= {{lo:DateTime64(6, 'UTC')}}"
                 " AND ingested_at <= {taken:DateTime64(3, 'UTC')}"
-                f" ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id LIMIT {self._chunk_rows}"
+                f" ORDER BY occurred_at DESC, id DESC LIMIT 1 BY occurred_at, id LIMIT {limit}"
                 f" SETTINGS {settings}{self._threads}"
             )
             params = {**query.parameters, "lo": ch_time(from_micros(lower)), "taken": snap.taken_at}
@@ -427,7 +444,7 @@ class EventExporter:
             chunk = decode(data)
             del data
             rows = chunk.rows
-            last = chunk.last() if rows >= self._chunk_rows else None
+            last = chunk.last() if rows >= limit else None
             yield chunk
             del chunk  # not held while the next chunk is read: one chunk in memory at a time
             if last is not None:

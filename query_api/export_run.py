@@ -57,7 +57,8 @@ class ExportRequest:
 def stream_export(ctx: ApiContext, request: ExportRequest) -> StreamingResponse:
     """The streaming response for a validated export request (access already checked)."""
     exporter = EventExporter(ctx.exports, ctx.settings.events_table, chunk_rows=ctx.settings.api.export_chunk_rows,
-                             max_threads=ctx.settings.api.export_max_threads)
+                             max_threads=ctx.settings.api.export_max_threads,
+                             row_group_rows=ctx.settings.api.export_parquet_row_group_rows)
     snapshot = exporter.snapshot(request.workspace_id, request.filters)
     progress = ExportProgress()
     logger.info("export_started workspace=%s user=%s format=%s via=%s request_id=%s rows_expected=%d",

@@ -1,7 +1,8 @@
 """Parquet export (issue 15) on the real engine: read back with pyarrow, the same rows and values as JSONL.
 
-Same filters, same rows in the same order, one row group per chunk, a stable
-schema even with zero rows, the same 400 for an unknown format, single-use
+Same filters, same rows in the same order, row groups of at most the configured
+size (``AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS``, independent of the JSONL/CSV
+chunk), a stable schema even with zero rows, the same 400 for an unknown format, single-use
 links. The failed export (no footer, a failed record) is in
 test_export_is_audited.py, next to the other formats' failures.
 """
@@ -19,19 +20,38 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from clickhouse.client import get_client
+from config.settings import PARQUET_ROW_GROUP_ROWS_RANGE
 from producers.synthetic import EventGenerator
-from query_api.export import PARQUET_SCHEMA
-from tests.support.pipeline import api_client, bearer, store_directly
+from query_api.export import PARQUET_SCHEMA, EventExporter
+from query_api.filters import EventFilters
+from tests.support.pipeline import api_client, api_context, bearer, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CHUNK = 10
+GROUP = PARQUET_ROW_GROUP_ROWS_RANGE[0]  # the smallest row group the settings take: 1,000 rows
+EVENTS = 250
 
 
-def _small_chunks(settings):
-    return settings.model_copy(update={"api": settings.api.model_copy(update={"export_chunk_rows": CHUNK})})
+def _small_chunks(settings_):
+    return settings_.model_copy(update={"api": settings_.api.model_copy(
+        update={"export_chunk_rows": CHUNK, "export_parquet_row_group_rows": GROUP})})
+
+
+def _row_groups(parquet: pq.ParquetFile) -> list[int]:
+    return [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
+
+
+def _assert_groups_within(parquet: pq.ParquetFile, size: int) -> None:
+    """Every row group holds 1..``size`` rows, so there are at least rows / size of them."""
+    groups = _row_groups(parquet)
+    assert all(0 < n <= size for n in groups), groups
+    assert len(groups) >= math.ceil(parquet.metadata.num_rows / size), groups
 
 
 def _export(client, ws: str, headers: dict[str, str], fmt: str, **params: str):
@@ -75,13 +95,14 @@ def _same_as_jsonl(client, ws: str, headers: dict[str, str], **params: str) -> p
 
 @pytest.fixture
 def busy(clickhouse_settings):
-    """A workspace of 120 events over 60 days, exported in 10-row chunks."""
+    """A workspace of 250 events over 60 days, exported in 10-row chunks (JSONL, CSV) and 1,000-row row groups."""
     ws = f"ws_parquet_{uuid.uuid4().hex[:6]}"
-    store_directly(clickhouse_settings, EventGenerator(seed=15).history([ws], 120, START, START + timedelta(days=60)))
+    store_directly(clickhouse_settings,
+                   EventGenerator(seed=15).history([ws], EVENTS, START, START + timedelta(days=60)))
     return api_client(_small_chunks(clickhouse_settings)), ws, bearer(clickhouse_settings, ws)
 
 
-def test_parquet_equals_jsonl_for_filter_combinations_in_several_row_groups(busy):
+def test_parquet_equals_jsonl_for_filter_combinations_and_row_groups_follow_their_setting(busy):
     client, ws, headers = busy
     whole = _jsonl_as_rows(_export(client, ws, headers, "jsonl").text)
     action, target_kind, category = whole[5]["action"], whole[7]["target_kind"], whole[9]["category"]
@@ -95,12 +116,30 @@ def test_parquet_equals_jsonl_for_filter_combinations_in_several_row_groups(busy
         {"category": category, "since": "2026-01-10", "until": "2026-02-20"},
     ]
     for params in combinations:
-        parquet = _same_as_jsonl(client, ws, headers, **params)
-        groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
-        assert groups and all(0 < n <= CHUNK for n in groups), (params, groups)
+        _assert_groups_within(_same_as_jsonl(client, ws, headers, **params), GROUP)
     whole_file = _same_as_jsonl(client, ws, headers)
-    assert whole_file.metadata.num_rows == 120
-    assert whole_file.metadata.num_row_groups >= math.ceil(120 / CHUNK)  # one row group a chunk
+    assert whole_file.metadata.num_rows == EVENTS
+    _assert_groups_within(whole_file, GROUP)
+    assert max(_row_groups(whole_file)) > CHUNK  # the row group setting, not the JSONL chunk, sizes them
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(chunk_rows=st.integers(min_value=1, max_value=80), row_group_rows=st.integers(min_value=1, max_value=300))
+def test_row_groups_follow_their_setting_on_the_real_engine_whatever_the_chunk(busy, chunk_rows, row_group_rows):
+    client, ws, headers = busy
+    settings_ = api_context(client).settings
+
+    def export(chunk: int) -> bytes:
+        exporter = EventExporter(get_client(settings_.clickhouse.dsn), settings_.events_table, chunk_rows=chunk,
+                                 row_group_rows=row_group_rows)
+        return b"".join(exporter.chunks(ws, EventFilters(), "parquet"))
+
+    body = export(chunk_rows)
+    parquet = pq.ParquetFile(io.BytesIO(body))
+    _assert_groups_within(parquet, row_group_rows)
+    assert export(chunk_rows + 7) == body  # the chunk size of JSONL/CSV changes nothing in the file
+    ids = parquet.read(columns=["id"]).column("id").to_pylist()
+    assert ids == [row["id"] for row in _jsonl_as_rows(_export(client, ws, headers, "jsonl").text)]
 
 
 def test_parquet_response_is_named_and_typed(busy):

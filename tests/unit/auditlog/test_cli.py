@@ -163,3 +163,11 @@ def test_settings_that_refuse_to_start_are_a_runtime_failure_naming_the_variable
     assert result.exit_code == 1
     assert "AUDITLOG_API__JWT_SECRET must be set to a real secret" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_parquet_row_group_size_out_of_range_stops_the_start_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS", "5")
+    result = runner.invoke(app, ["spool", "status"])
+    assert result.exit_code == 1
+    assert "AUDITLOG_API__EXPORT_PARQUET_ROW_GROUP_ROWS must be between 1,000 and 10,000 rows, not 5" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
