@@ -38,8 +38,12 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     # 0001: database, local table, Distributed table; 0002: one setting; 0003: the codecs;
     # 0004: drop the old actor index, add the new one, build it; 0005: the id table, its Distributed
     # table, the view that fills it, the backfill; 0006: three local + three Distributed tables, the
-    # ingested_at index; create_daily_summaries: two local summary tables, their Distributed tables, two views.
-    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6 + 2
+    # ingested_at index; create_daily_summaries: two local summary tables, their Distributed tables, two views;
+    # 0008: the search index, built; 0009: drop the by-action view and local table, make both again.
+    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6 + 2 + 4
+    remade = formatted[-2:]
+    assert "index_granularity = 2048" in remade[0] and "ON CLUSTER audit_cluster" in remade[0]
+    assert "TO audit.events_daily_actions_local" in remade[1]
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]
 
 
