@@ -9,12 +9,13 @@ on its own.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # The published development secret: anyone can sign tokens with it, so only `development` may use it.
 DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me-in-production"
@@ -328,7 +329,25 @@ def production_secret_problems(api: ApiSettings) -> list[str]:
     return problems
 
 
+class SettingsUnreadable(ValueError):
+    """An AUDITLOG_* variable that cannot be read as its setting's type (said with the variables to check)."""
+
+
+_UNREADABLE_FIELD = re.compile(r'field "(\w+)"')
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
-    return Settings()
+    try:
+        return Settings()
+    except SettingsError as err:
+        # pydantic-settings names only the section ("consumer"): name the variables to look at.
+        found = _UNREADABLE_FIELD.search(str(err))
+        prefix = f"AUDITLOG_{found.group(1).upper()}" if found else "AUDITLOG_"
+        names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+        example = """AUDITLOG_CONSUMER__INDEXES_BUILT_AT_MERGE='["idx_search"]'"""
+        raise SettingsUnreadable(
+            f"{err}: check {', '.join(names) or prefix + '*'} — a setting that holds a list takes JSON, e.g. "
+            f"{example} ({type(err.__cause__).__name__}: {err.__cause__})"
+        ) from err
