@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note
+from hypothesis import HealthCheck, example, given, note
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
@@ -37,15 +37,23 @@ def histories(draw: Any) -> dict[str, Any]:
     start = OCCURRED_AT_MIN + timedelta(seconds=draw(st.integers(0, int(start_span.total_seconds()))))
     n = draw(st.integers(1, 120))
     burst = draw(st.booleans())  # many events in the same microsecond
-    offsets = [0 if burst and draw(st.booleans()) else draw(st.integers(0, int(spread.total_seconds() * 1e6)))
-               for _ in range(n)]
+    # The accepted range is [MIN, END): an offset of the whole spread from the latest start would be END itself.
+    last = int(spread.total_seconds() * 1e6) - 1
+    offsets = [0 if burst and draw(st.booleans()) else draw(st.integers(0, last)) for _ in range(n)]
     return {"start": start, "offsets": offsets, "actor": draw(hostile), "value": draw(hostile),
             "duplicates": draw(st.lists(st.integers(0, n - 1), max_size=5)),
             "conflicts": draw(st.lists(st.integers(0, n - 1), max_size=3, unique=True))}
 
 
+# The last accepted microsecond (found by this test: an event at END was generated and rightly refused).
+LAST_MICROSECOND = {"start": OCCURRED_AT_MIN + timedelta(seconds=1),
+                    "offsets": [int((SPREADS[-1]).total_seconds() * 1e6) - 1, 0], "actor": "a", "value": "v",
+                    "duplicates": [], "conflicts": []}
+
+
 @hyp_settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=histories())
+@example(history=LAST_MICROSECOND)
 def test_each_accepted_event_comes_back_once_in_order_and_each_refused_one_is_dead_lettered(settings, history):
     note(repr(history))
     ws = f"ws_p{uuid.uuid4().hex[:10]}"
