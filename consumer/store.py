@@ -338,7 +338,8 @@ class EventStore:
         """The INSERT setting that leaves ``indexes_built_at_merge`` to the merges, if the engine has it.
 
         Asked once: an older server refuses an unknown setting, which would fail every insert, so
-        there the indexes are built on insert as before (and a warning says so).
+        there the indexes are built on insert as before (and a warning says so). On a cluster the
+        indexes are on each shard's ``<table>_local``, where the Distributed insert carries the setting.
         """
         if self._index_deferral is None:
             deferral: dict[str, str] = {}
@@ -347,7 +348,7 @@ class EventStore:
                 known, indexes = self._client.query(
                     "SELECT (SELECT count() FROM system.settings WHERE name = {name:String}), "
                     "(SELECT groupArray(name) FROM system.data_skipping_indices "
-                    "WHERE database = {db:String} AND table = {table:String})",
+                    "WHERE database = {db:String} AND table IN ({table:String}, {table:String} || '_local'))",
                     parameters={"name": INDEX_DEFERRAL_SETTING, "db": database, "table": table},
                 ).result_rows[0]
                 unknown = [name for name in self._built_at_merge if name not in indexes]
