@@ -165,7 +165,6 @@ class ApiSettings(BaseModel):
     # engine's whole range (1900..2299), hence the floor.
     timeline_max_buckets: int = Field(default=120, ge=40, le=2000)
 
-
     @field_validator("export_parquet_row_group_rows")
     @classmethod
     def _row_group_in_range(cls, rows: int) -> int:
@@ -176,6 +175,7 @@ class ApiSettings(BaseModel):
                              f"rows, not {rows:,} (fewer: the row groups' metadata outgrows the data; more: one "
                              "row group's rows break the export's memory bound)")
         return rows
+
 
 class DemoSettings(BaseModel):
     """The embedded run mode's reference workspace (``auditlog up``)."""
@@ -346,8 +346,7 @@ def get_settings() -> Settings:
         found = _UNREADABLE_FIELD.search(str(err))
         prefix = f"AUDITLOG_{found.group(1).upper()}" if found else "AUDITLOG_"
         names = sorted(name for name in os.environ if name.upper().startswith(prefix))
-        example = """AUDITLOG_CONSUMER__INDEXES_BUILT_AT_MERGE='["idx_search"]'"""
         raise SettingsUnreadable(
             f"{err}: check {', '.join(names) or prefix + '*'} — a setting that holds a list takes JSON, e.g. "
-            f"{example} ({type(err.__cause__).__name__}: {err.__cause__})"
+            f"""'["a", "b"]' ({type(err.__cause__).__name__}: {err.__cause__})"""
         ) from err
