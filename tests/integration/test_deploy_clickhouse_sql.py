@@ -39,9 +39,16 @@ def test_every_cluster_migration_statement_parses(clickhouse_settings: Settings)
     # 0004: drop the old actor index, add the new one, build it; 0005: the id table, its Distributed
     # table, the view that fills it, the backfill; 0006: three local + three Distributed tables, the
     # ingested_at index; create_daily_summaries: two local summary tables, their Distributed tables, two views;
-    # 0008: the search index, built; 0009: drop the by-action view and local table, make both again.
-    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6 + 2 + 4
-    remade = formatted[-2:]
+    # 0008: the search index, built; 0009: drop the by-action view and local table, make both again;
+    # 0010: drop leftovers (3), the new local and Distributed tables, the forwarding view, the copy,
+    # the catch-up, the check, the swap, drop the view and both old tables.
+    assert len(formatted) == 3 + 1 + 1 + 3 + 4 + 8 + 6 + 2 + 4 + 13
+    regranulated = formatted[-13:]
+    assert "index_granularity = 2048" in regranulated[3] and "events_local_g2048" in regranulated[3]
+    assert "EXCHANGE TABLES audit.events_local AND audit.events_regranulated_local ON CLUSTER audit_cluster" \
+        in regranulated[9]
+    assert all("distributed_foreground_insert = 1" in s for s in regranulated[6:8])
+    remade = formatted[-15:-13]
     assert "index_granularity = 2048" in remade[0] and "ON CLUSTER audit_cluster" in remade[0]
     assert "TO audit.events_daily_actions_local" in remade[1]
     assert "ENGINE = Distributed('audit_cluster', 'audit', 'events_local', sipHash64(workspace_id))" in formatted[2]

@@ -1,4 +1,4 @@
-"""The proposed migration 0010 (clickhouse/pending/): a projection by action, same answers, duplicates still collapse.
+"""The proposed migration 0011 (clickhouse/pending/): a projection by action, same answers, duplicates still collapse.
 
 It waits in clickhouse/pending/ (applied, it costs more storage than the target allows:
 docs/performance.md); this test applies it the way ``auditlog migrate`` applies a migration, to
@@ -22,7 +22,7 @@ from tests.integration.test_data_team_sql import NOW, WS, events  # noqa: F401 -
 
 pytestmark = pytest.mark.clickhouse
 
-PENDING = Path(__file__).resolve().parents[2] / "clickhouse/pending/0010_add_action_projection.sql"
+PENDING = Path(__file__).resolve().parents[2] / "clickhouse/pending/0011_add_action_projection.sql"
 EXAMPLES = Path(__file__).resolve().parents[2] / "clickhouse/data_teams"
 
 

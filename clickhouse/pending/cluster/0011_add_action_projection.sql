@@ -1,4 +1,4 @@
--- The cluster variant of ../0010_add_action_projection.sql, on the storage table of every node
+-- The cluster variant of ../0011_add_action_projection.sql, on the storage table of every node
 -- (proposed, waiting in clickhouse/pending/ like the single-server file).
 ALTER TABLE {database}.{table}_local ON CLUSTER '{cluster}'
     MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';

@@ -1,6 +1,6 @@
--- Proposed migration 0010 (waiting in clickhouse/pending/: applied, it takes storage past
+-- Proposed migration 0011 (waiting in clickhouse/pending/: applied, it takes storage past
 -- the target, docs/performance.md). Measured with `python -m benchmarks.run --action-projection
--- clickhouse/pending/0010_add_action_projection.sql` (docs/performance.md).
+-- clickhouse/pending/0011_add_action_projection.sql` (docs/performance.md).
 --
 -- The data team's questions that filter one action across all workspaces ("role changes
 -- per week", "tokens minted per actor") read nearly every granule of a table sorted by
