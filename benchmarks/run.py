@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("bench_loaded rows=%d seconds=%.1f", loaded, time.perf_counter() - t0)
         results["ch_storage"] = measure.ch_storage(client, DATABASE, TABLE)
 
-        reader = EventReader(client, table)
+        # As the API reads pages (one caller at a time here, so with its quiet thread count).
+        reader = EventReader(client, table, max_threads=settings.api.page_max_threads,
+                             quiet_max_threads=settings.api.page_quiet_max_threads)
         shapes = build_shapes(client, data)
         results["big_workspace_rows"] = int(client.query(
             f"SELECT count() FROM {table} WHERE workspace_id = {{ws:String}}",

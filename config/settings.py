@@ -152,6 +152,9 @@ class ApiSettings(BaseModel):
     # The engine's max_threads for one page query and one export chunk query: with many readers at
     # once, one thread each keeps every core busy without a query's threads queueing behind another's.
     page_max_threads: int = Field(default=1, ge=1, le=64)
+    # ... and for a page read while no other page is: the idle cores make scattered reads (a rare
+    # actor or term) faster without slowing anyone (measured on 2 cores: rare term 69 -> 46 ms).
+    page_quiet_max_threads: int = Field(default=2, ge=1, le=64)
     export_max_threads: int = Field(default=1, ge=1, le=64)
     # The `service` of the audit events the API itself records (an export's WORKSPACE_AUDIT_EXPORTED).
     service_name: str = Field(default="auditlog-query-api", min_length=1, max_length=100)

@@ -37,7 +37,8 @@ def build_context(settings: Settings, audit_producer: AuditProducer | None = Non
     return ApiContext(
         settings=settings,
         client=client,
-        reader=EventReader(pages, settings.events_table, max_threads=settings.api.page_max_threads),
+        reader=EventReader(pages, settings.events_table, max_threads=settings.api.page_max_threads,
+                           quiet_max_threads=settings.api.page_quiet_max_threads),
         pages=pages,
         exports=exports,
         verifier=TokenVerifier(settings.api),

@@ -19,6 +19,7 @@ never through string formatting.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -251,14 +252,23 @@ class EventReader:
 
     A page leases one client for all its queries; ``max_threads`` (None: the engine's
     default) caps the engine threads of each query, so that many pages run side by side.
+    ``quiet_max_threads`` is what a page gets instead when no other page is being read: the
+    cores the others would use are idle then, and a page that reads scattered granules (a rare
+    actor, a rare term) finishes sooner on two (docs/performance.md, "Migration 0010").
     """
 
-    def __init__(self, source: ClientSource | Client, table: str, max_threads: int | None = None) -> None:
+    def __init__(self, source: ClientSource | Client, table: str, max_threads: int | None = None,
+                 quiet_max_threads: int | None = None) -> None:
         self._source = client_source(source)
         self._table = table
         self._settings: dict[str, Any] = dict(PAGE_SETTINGS)
         if max_threads is not None:
             self._settings["max_threads"] = int(max_threads)
+        self._quiet_settings = dict(self._settings)
+        if quiet_max_threads is not None:
+            self._quiet_settings["max_threads"] = int(quiet_max_threads)
+        self._reading = 0
+        self._reading_lock = threading.Lock()
         self.densities = DensityMemo(PAGE_DENSITY_ENTRIES, PAGE_DENSITY_SECONDS)
 
     def page(self, workspace_id: str, filters: EventFilters, limit: int,
@@ -269,14 +279,21 @@ class EventReader:
         ``WindowPlan``): most pages are answered from the newest days and so
         touch one partition instead of all of them.
         """
-        with self._source.lease() as client:
-            unique, anchor = self._page_rows(client, workspace_id, filters, int(limit) + 1, after)
+        with self._reading_lock:
+            self._reading += 1
+            settings = self._quiet_settings if self._reading == 1 else self._settings
+        try:
+            with self._source.lease() as client:
+                unique, anchor = self._page_rows(client, workspace_id, filters, int(limit) + 1, after, settings)
+        finally:
+            with self._reading_lock:
+                self._reading -= 1
         self.densities.put(workspace_id, filters, _density(unique, anchor))
         events = [row_to_event(r, workspace_id) for r in unique[:limit]]
         return events, len(unique) > limit
 
     def _page_rows(self, client: Client, workspace_id: str, filters: EventFilters, wanted: int,
-                   after: Position | None) -> tuple[list[Sequence[Any]], datetime]:
+                   after: Position | None, settings: dict[str, Any]) -> tuple[list[Sequence[Any]], datetime]:
         """Up to ``wanted`` rows (copies collapsed) and the top the windows were planned from."""
         unique: list[Sequence[Any]] = []
         position = after
@@ -289,7 +306,7 @@ class EventReader:
                     f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
                     f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
                 )
-                rows = client.query(sql, parameters=query.parameters, settings=self._settings).result_rows
+                rows = client.query(sql, parameters=query.parameters, settings=settings).result_rows
                 for row in rows:
                     if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
                         continue  # a copy not merged yet
