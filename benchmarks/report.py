@@ -190,3 +190,37 @@ def _projection(r: dict[str, Any]) -> list[str]:
         rows.append([f"{name} ms (PG {num(q.get('pg_ms'))})", num(old.get("ch_ms")), num(q.get("ch_ms"))])
     return [f"### With {w.get('file')} (built in {num(w.get('build_s'))} s)",
             table(["figure", "before", "after"], rows)]
+
+
+# Leaves that say how a figure was taken rather than what it is.
+_NOT_FIGURES = {"n", "concurrency", "date", "command", "machine", "load_average_at_start"}
+
+
+def figures(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every number of a run, by its path in the results (``ch_pages/rare actor/warm/p99_ms``)."""
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        if str(key) in _NOT_FIGURES:
+            continue
+        path = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(figures(value, path))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[path] = float(value)
+    return out
+
+
+def comparison(result: dict[str, Any], reference: dict[str, Any]) -> str:
+    """Every figure of this run next to the same figure of a reference run (the ones both have)."""
+    now, then = figures(result), figures(reference)
+    rows = [[path, num(then[path]), num(value), ratio(value, then[path])]
+            for path, value in now.items() if path in then]
+    missing = sorted(set(then) - set(now))
+    ref = reference.get("command", "?")
+    parts = [f"## Next to the reference run ({reference.get('date')}, `{ref}`)",
+             "now/then below 1: smaller now (better for times and bytes, worse for rates).",
+             table(["figure", "then", "now", "now/then"], rows)]
+    if missing:
+        parts.append(f"Not measured in this run ({len(missing)}): " + ", ".join(missing[:20])
+                     + (" ..." if len(missing) > 20 else ""))
+    return "\n\n".join(parts)

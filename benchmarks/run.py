@@ -33,7 +33,7 @@ from typing import Any
 from benchmarks import dataset, measure
 from benchmarks.api_load import load_scenarios
 from benchmarks.postgres import PostgresServer, load, storage
-from benchmarks.report import render
+from benchmarks.report import comparison, render
 from benchmarks.shapes import build_shapes, build_timeline_shapes
 from clickhouse.client import get_client
 from clickhouse.migrations import migrate
@@ -46,6 +46,8 @@ from query_api.timeline import TimelineReader
 logger = logging.getLogger("benchmarks.run")
 
 DATABASE = "bench"
+# The quiet run the issue-19 work is measured against (make bench at 3c30088, 10M events, 2 cores).
+REFERENCE = Path(__file__).parent / "reference" / "2026-11-27-3c30088-10m.json"
 TABLE = "events"
 
 
@@ -64,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-events", type=int, default=1_000_000, help="events for benchmarks.consumer")
     p.add_argument("--quick", action="store_true", help="tiny dataset and few samples: checks that it all works")
     p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument("--compare", type=Path, default=REFERENCE,
+                   help="a results file (--json) to print every figure next to (default: the issue-19 reference "
+                        "run, 10M events); 'none' for no comparison")
     p.add_argument("--action-projection", type=Path, default=None,
                    help="after the comparison, apply this SQL file (e.g. clickhouse/pending/0009_*.sql) and "
                         "measure our storage, warm pages and questions again")
@@ -262,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     print(render(results))  # noqa: T201 - the table is this command's output
+    if args.compare and str(args.compare) != "none" and not args.quick:
+        print("\n" + comparison(results, json.loads(args.compare.read_text())))  # noqa: T201
     return 0
 
 
