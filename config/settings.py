@@ -85,6 +85,9 @@ class ConsumerSettings(BaseModel):
     outage_max_seconds: float = Field(default=900.0, gt=0)
     # Not ready (/readyz, auditlog_consumer_ready) when messages wait and nothing was stored for this long.
     stall_seconds: float = Field(default=60.0, gt=0)
+    # A member that lost its partitions (a session timeout, a rebalance) and was given none again, not even
+    # an empty assignment, within this long stops with a fatal error instead of idling (consumer/loop.py).
+    rejoin_max_seconds: float = Field(default=120.0, gt=0)
     # How often the lag (high watermark - committed offset) is measured, apart from the loop.
     lag_interval_seconds: float = Field(default=5.0, gt=0)
     # The engine refuses an INSERT block spanning more monthly partitions than its

@@ -54,5 +54,5 @@ def build_consumer(settings: Settings, stop: threading.Event | None = None, *,
         source=source, store=store, dead_letters=DeadLetterWriter(settings.kafka.bootstrap_servers,
                                                                   settings.kafka.dlq_topic),
         retry=retry, health=health, topic=settings.kafka.topic, batch_max_events=c.batch_max_events,
-        batch_max_seconds=c.batch_max_seconds, stop=stop,
+        batch_max_seconds=c.batch_max_seconds, stop=stop, rejoin_max_seconds=c.rejoin_max_seconds,
     )

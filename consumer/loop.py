@@ -13,7 +13,9 @@ Contract:
   commits it and returns ok.
 - A fatal error (the group fenced this member, the store refuses this consumer,
   an outage too long) stops the loop; ``run`` returns it, and the command exits
-  non-zero with it. The loop never keeps running idle.
+  non-zero with it. The loop never keeps running idle: a member that lost its
+  partitions and was given none again within ``rejoin_max_seconds`` (a group
+  coordinator left unreachable by a hung broker) stops too.
 - A crash anywhere re-delivers at most the uncommitted batches; the store finds
   their events by id and skips them.
 
@@ -71,7 +73,8 @@ class ConsumerLoop:
 
     def __init__(self, *, source: Source, store: BatchStore, dead_letters: DeadLetterSink, retry: RetryPolicy,
                  health: ConsumerHealth, topic: str, batch_max_events: int, batch_max_seconds: float,
-                 stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
+                 stop: threading.Event, rejoin_max_seconds: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
         self._store = store
         self._dlq = dead_letters
@@ -85,6 +88,12 @@ class ConsumerLoop:
         self._clock = clock
         self._batch = Batch()
         self._assigned: set[int] = set()
+        # When this member lost its last partitions without being given any since (None: it has some,
+        # or the group gave it none, which is an assignment too). A member whose group coordinator
+        # stays unreachable after a hung broker never rejoins, stores nothing and looks idle: after
+        # ``rejoin_max_seconds`` that is fatal, so its supervisor starts a fresh member.
+        self._rejoin_max = rejoin_max_seconds
+        self._unassigned_since: float | None = None
         self._failure: str | None = None  # set once: the loop stops
         self._fatal = False
         self.stored_batches = 0
@@ -131,6 +140,11 @@ class ConsumerLoop:
         if self._inflight is not None and not self._inflight.is_alive():
             self._wait_inflight()
         now = self._clock()
+        if self._unassigned_since is not None and now - self._unassigned_since > self._rejoin_max:
+            self._fail(f"lost its partitions {now - self._unassigned_since:.0f}s ago and has not rejoined the "
+                       "consumer group since (is the group coordinator reachable?); stopping so that a fresh member "
+                       "joins. Nothing is lost: what was not committed is read again", fatal=True)
+            return
         wanted = max(1, self._batch_max - len(self._batch))
         timeout = 0.2 if not self._batch.first else max(0.0, self._batch.opened_at + self._batch_seconds - now)
         messages = self._source.poll(min(wanted, 10_000), min(timeout, 0.2))
@@ -242,6 +256,7 @@ class ConsumerLoop:
     def _on_assign(self, partitions: list[int]) -> None:
         logger.info("partitions_assigned partitions=%s", partitions)
         self._assigned.update(partitions)
+        self._unassigned_since = None
         if self._failure is None:
             self.health.running()
 
@@ -256,3 +271,5 @@ class ConsumerLoop:
         # Not stored: drop it; whoever gets the partitions re-reads it uncommitted.
         self._batch = Batch()
         self._assigned.difference_update(partitions)
+        if not self._assigned and self._unassigned_since is None:
+            self._unassigned_since = self._clock()

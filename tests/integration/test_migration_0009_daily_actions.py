@@ -54,7 +54,7 @@ def test_an_upgraded_database_refreshes_the_remade_summary_and_answers_the_same(
     before = _answers(client, database, table)
     assert before["tokens_minted_per_actor"] and before["role_changes_per_week_all_workspaces"]
     try:
-        assert migrate(client, database, table) == ["0009_resize_daily_actions_granules"]
+        assert migrate(client, database, table)[0] == "0009_resize_daily_actions_granules"  # and what came after
         # The view refreshes once when it is made: wait for that refresh, never trigger one.
         client.command(f"SYSTEM WAIT VIEW {database}.{table}_daily_actions_refresh")
         assert _answers(client, database, table) == before

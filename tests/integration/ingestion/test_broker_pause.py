@@ -61,7 +61,7 @@ def test_a_broker_paused_past_the_session_timeout_never_leaves_the_consumer_idle
     settings, kafka = paused_broker_settings
     settings = settings.model_copy(update={"consumer": settings.consumer.model_copy(update={
         "instance_id": instance_id, "session_timeout_ms": SESSION_MS, "lag_interval_seconds": 1.0,
-        "stall_seconds": 20.0})})
+        "stall_seconds": 20.0, "rejoin_max_seconds": 30.0})})
     first, second = make_events(300, seed=41), make_events(300, seed=42)
     ids = produce(settings, first)
     stop = threading.Event()

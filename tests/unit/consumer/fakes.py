@@ -210,7 +210,8 @@ class FakeDeadLetters:
 
 def make_loop(source: FakeSource, store: FakeStore, dead_letters: FakeDeadLetters | None = None, *,
               batch_max_events: int = 100, batch_max_seconds: float = 3600.0, clock: FakeClock | None = None,
-              health: ConsumerHealth | None = None, give_up_after: float = 60.0) -> ConsumerLoop:
+              health: ConsumerHealth | None = None, give_up_after: float = 60.0,
+              rejoin_max_seconds: float = 120.0) -> ConsumerLoop:
     """A loop over the fakes with a real RetryPolicy (millisecond backoff) and a real ConsumerHealth."""
     clock = clock or source.clock or FakeClock()
     health = health or ConsumerHealth(stall_seconds=60, clock=clock)
@@ -218,4 +219,5 @@ def make_loop(source: FakeSource, store: FakeStore, dead_letters: FakeDeadLetter
                         health=health)
     return ConsumerLoop(source=source, store=store, dead_letters=dead_letters or FakeDeadLetters(source.log),
                         retry=retry, health=health, topic=TOPIC, batch_max_events=batch_max_events,
-                        batch_max_seconds=batch_max_seconds, stop=source.stop, clock=clock)
+                        batch_max_seconds=batch_max_seconds, stop=source.stop,
+                        rejoin_max_seconds=rejoin_max_seconds, clock=clock)

@@ -155,6 +155,37 @@ def test_random_rebalances_inside_poll_store_every_message_once_in_order_without
         assert all(later[p] >= earlier.get(p, 0) for p in later), "a commit went backwards"
 
 
+# -- a member left without partitions -------------------------------------------
+
+
+def test_a_member_that_lost_its_partitions_and_is_given_none_again_stops_with_a_fatal_error():
+    clock = FakeClock()
+    script = [Poll(assign=[0]), Poll(take=3), Poll(revoke=[0], stale=0, advance=1.0),
+              *[Poll(advance=30.0) for _ in range(5)]]
+    source = _source({0: 10}, script, clock=clock)  # stops when the script ends: a miss fails, not hangs
+    store = FakeStore(source.log)
+
+    result = make_loop(source, store, batch_max_events=100, rejoin_max_seconds=120.0).run()
+
+    assert not result.ok and result.fatal
+    assert "has not rejoined the consumer group" in result.reason
+    assert source.commits == [{0: 3}]  # the open batch was stored and committed at the revoke
+    assert _stored_offsets(store, 0) == [0, 1, 2]
+
+
+def test_a_member_given_partitions_again_within_the_limit_goes_on():
+    clock = FakeClock()
+    script = [Poll(assign=[0]), Poll(take=3), Poll(revoke=[0], stale=0, advance=1.0), Poll(advance=100.0),
+              Poll(assign=[0], take=2, advance=10.0), *[Poll(advance=60.0) for _ in range(4)]]
+    source = _source({0: 10}, script, clock=clock)
+    store = FakeStore(source.log)
+
+    result = make_loop(source, store, batch_max_events=100, rejoin_max_seconds=120.0).run()
+
+    assert result.ok, result.reason
+    assert _stored_offsets(store, 0) == [0, 1, 2, 3, 4]
+
+
 # -- dead letters ---------------------------------------------------------------
 
 
