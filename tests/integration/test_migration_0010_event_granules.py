@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from clickhouse.client import get_client, open_client
+from clickhouse.errors import classify
 from clickhouse.events import insert_rows, record_to_row
 from clickhouse.migrations import apply_retention, current_retention_days, load_migrations, migrate
 from producers.synthetic import EventGenerator
@@ -107,17 +108,27 @@ def test_events_written_while_the_rows_are_copied_are_all_kept(clickhouse_dsn: s
     client = get_client(clickhouse_dsn)
     now = datetime.now(UTC)
     insert_rows(client, f"{database}.{TABLE}", _rows(3, 150_000, now - timedelta(days=900), now, 20), "m10-base")
-    writer = open_client(clickhouse_dsn)
     written: list[tuple[float, set[str]]] = []
+    retried: list[str] = []
     stop = threading.Event()
     failures: list[BaseException] = []
 
     def write() -> None:
-        n = 0
+        """Inserts as the consumer's store does: a transient failure is retried with the same batch and
+        token on the same handle (an insert still running into the old table when it is dropped ends
+        with "Storage has been shutdown", ABORTED), anything else is a failure of the test."""
+        writer, n = open_client(clickhouse_dsn), 0
         try:
             while not stop.is_set():
                 batch = _rows(100 + n, 200, now - timedelta(days=900), now + timedelta(minutes=5), 20)
-                insert_rows(writer, f"{database}.{TABLE}", batch, f"m10-live-{n}")
+                for attempt in range(5):
+                    try:
+                        insert_rows(writer, f"{database}.{TABLE}", batch, f"m10-live-{n}")
+                        break
+                    except Exception as exc:
+                        if classify(exc) != "transient" or attempt == 4:
+                            raise
+                        retried.append(str(exc))
                 written.append((time.monotonic(), {str(r[0]) for r in batch}))
                 n += 1
         except BaseException as exc:  # reported by the test below
@@ -138,7 +149,9 @@ def test_events_written_while_the_rows_are_copied_are_all_kept(clickhouse_dsn: s
     finally:
         stop.set()
         thread.join()
-    assert not failures
+    assert not failures, failures
+    assert all("ABORTED" in r for r in retried), retried  # the only transient failure the swap may cause
+    print(f"batches written: {len(written)}, retried after a transient failure: {len(retried)}")
     during = [ids for at, ids in written if started < at < finished]
     assert during, "no batch was written while the migration ran; the test proves nothing"
     stored = {str(r[0]) for r in client.query(f"SELECT id FROM {database}.{TABLE}").result_rows}
