@@ -117,7 +117,7 @@ def test_events_written_while_the_rows_are_copied_are_all_kept(clickhouse_dsn: s
         """Inserts as the consumer's store does: a transient failure is retried with the same batch and
         token on the same handle (an insert still running into the old table when it is dropped ends
         with "Storage has been shutdown", ABORTED), anything else is a failure of the test."""
-        writer, n = open_client(clickhouse_dsn), 0
+        writer, checker, n = open_client(clickhouse_dsn), open_client(clickhouse_dsn), 0
         try:
             while not stop.is_set():
                 batch = _rows(100 + n, 200, now - timedelta(days=900), now + timedelta(minutes=5), 20)
@@ -129,6 +129,14 @@ def test_events_written_while_the_rows_are_copied_are_all_kept(clickhouse_dsn: s
                         if classify(exc) != "transient" or attempt == 4:
                             raise
                         retried.append(str(exc))
+                        # The consumer's retry skips ids it finds recorded: a failed insert must not have
+                        # recorded an id whose event the table does not hold.
+                        ids = ",".join(f"'{r[0]}'" for r in batch)
+                        recorded = {str(r[0]) for r in checker.query(
+                            f"SELECT id FROM {database}.{TABLE}_ids WHERE id IN ({ids})").result_rows}
+                        held = {str(r[0]) for r in checker.query(
+                            f"SELECT id FROM {database}.{TABLE} WHERE id IN ({ids})").result_rows}
+                        assert recorded <= held, f"{len(recorded - held)} ids recorded without their event"
                 written.append((time.monotonic(), {str(r[0]) for r in batch}))
                 n += 1
         except BaseException as exc:  # reported by the test below
