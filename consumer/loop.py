@@ -73,7 +73,7 @@ class ConsumerLoop:
 
     def __init__(self, *, source: Source, store: BatchStore, dead_letters: DeadLetterSink, retry: RetryPolicy,
                  health: ConsumerHealth, topic: str, batch_max_events: int, batch_max_seconds: float,
-                 stop: threading.Event, rejoin_max_seconds: float = 120.0,
+                 stop: threading.Event, rejoin_max_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
         self._store = store
@@ -141,9 +141,9 @@ class ConsumerLoop:
             self._wait_inflight()
         now = self._clock()
         if self._unassigned_since is not None and now - self._unassigned_since > self._rejoin_max:
-            self._fail(f"lost its partitions {now - self._unassigned_since:.0f}s ago and has not rejoined the "
-                       "consumer group since (is the group coordinator reachable?); stopping so that a fresh member "
-                       "joins. Nothing is lost: what was not committed is read again", fatal=True)
+            self._fail(f"the consumer lost its partitions {now - self._unassigned_since:.0f}s ago and has not "
+                       "rejoined the consumer group since (is the group coordinator reachable?); stopping so that a "
+                       "fresh member joins. Nothing is lost: what was not committed is read again", fatal=True)
             return
         wanted = max(1, self._batch_max - len(self._batch))
         timeout = 0.2 if not self._batch.first else max(0.0, self._batch.opened_at + self._batch_seconds - now)
