@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
+from clickhouse.pool import SharedClient
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
 
@@ -38,13 +40,9 @@ class RecordingClient:
         return _Result()
 
 
-class Source:
-    def __init__(self, client: RecordingClient) -> None:
-        self.client = client
-
-    @contextmanager
-    def lease(self) -> Iterator[Any]:
-        yield self.client
+def _shared(client: RecordingClient) -> SharedClient:
+    """The recording client as every page's one client (what a lone client gets in EventReader)."""
+    return SharedClient(cast(Client, client))
 
 
 def _page(reader: EventReader) -> None:
@@ -53,7 +51,7 @@ def _page(reader: EventReader) -> None:
 
 def test_a_page_read_alone_gets_the_quiet_thread_count():
     client = RecordingClient()
-    reader = EventReader(Source(client), "t", max_threads=1, quiet_max_threads=2)
+    reader = EventReader(_shared(client), "t", max_threads=1, quiet_max_threads=2)
     _page(reader)
     assert client.threads and set(client.threads) == {2}
 
@@ -81,7 +79,7 @@ def test_a_page_read_while_another_runs_gets_the_busy_thread_count():
 def test_a_failed_page_does_not_leave_later_pages_on_the_busy_thread_count():
     client = RecordingClient()
     client.fail = True
-    reader = EventReader(Source(client), "t", max_threads=1, quiet_max_threads=2)
+    reader = EventReader(_shared(client), "t", max_threads=1, quiet_max_threads=2)
     with pytest.raises(RuntimeError):
         _page(reader)
     client.fail = False
@@ -92,6 +90,6 @@ def test_a_failed_page_does_not_leave_later_pages_on_the_busy_thread_count():
 
 def test_without_a_quiet_count_every_page_gets_the_busy_one():
     client = RecordingClient()
-    reader = EventReader(Source(client), "t", max_threads=1)
+    reader = EventReader(_shared(client), "t", max_threads=1)
     _page(reader)
     assert set(client.threads) == {1}
