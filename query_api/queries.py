@@ -44,9 +44,12 @@ PAGE_SLACK = 8
 PAGE_FIRST_WINDOW = timedelta(days=2)
 PAGE_WINDOW_MARGIN = 2.0
 PAGE_BOUNDED_WINDOWS = 2
-# A window that would span longer than this reads about as much as the rest of the history (whole
-# monthly partitions): then the rest is read at once.
-PAGE_MAX_WINDOW = timedelta(days=31)
+# A window that would span longer than this is read as the rest of the history at once. A window is
+# read whole even when its newest rows fill the page (the engine reads every part of it in reverse
+# order before the limit stops it), so a filter that needs three months is read as three months,
+# not as the whole history: at 31 days a workspace's filter matching ~1 event in 200 read its whole
+# year, twice the CPU (docs/performance.md, "Page windows up to a year").
+PAGE_MAX_WINDOW = timedelta(days=366)
 # How many (workspace, filters) densities pages remember, and for how long (query_api/density.py).
 PAGE_DENSITY_ENTRIES = 4096
 PAGE_DENSITY_SECONDS = 600.0

@@ -55,9 +55,31 @@ def test_the_next_window_is_sized_from_how_densely_the_first_matched():
 
 
 def test_a_window_longer_than_the_maximum_becomes_the_rest_of_the_history():
-    windows = _windows(WindowPlan(None, EventFilters(actor="rare"), now=NOW), [1, 5])
-    assert (PAGE_FIRST_WINDOW * (WANTED - 1) * PAGE_WINDOW_MARGIN) > PAGE_MAX_WINDOW
+    # A page of 200 with one match in the first two days: the rest would need years at that density.
+    wanted = 201
+    windows = _windows(WindowPlan(None, EventFilters(actor="rare"), now=NOW), [1, 5], wanted=wanted)
+    assert (PAGE_FIRST_WINDOW * (wanted - 1) * PAGE_WINDOW_MARGIN) > PAGE_MAX_WINDOW
     assert windows[1] == (None, NOW - PAGE_FIRST_WINDOW)
+
+
+def test_a_sparse_filter_reads_months_rather_than_the_whole_history():
+    # ~1 event in 200 of a small workspace: 5 matches in the first two days. The rows still missing, twice
+    # over, need ~38 days at that density: a window of that length, not the whole history (which the
+    # engine would read in full before the limit stops it).
+    windows = _windows(WindowPlan(None, EventFilters(category="members"), now=NOW), [5, WANTED])
+    first_lower = NOW - PAGE_FIRST_WINDOW
+    span = PAGE_FIRST_WINDOW * ((WANTED - 5) / 5 * PAGE_WINDOW_MARGIN)
+    assert timedelta(days=31) < span < PAGE_MAX_WINDOW
+    assert windows == [(first_lower, None), (first_lower - span, first_lower)]
+
+
+def test_a_remembered_density_of_a_few_events_a_week_sizes_a_window_of_months():
+    density = 5 / (7 * DAY)
+    windows = _windows(WindowPlan(None, EventFilters(target_kind="integration"), now=NOW, density=density),
+                       [WANTED])
+    span = timedelta(seconds=WANTED / density * PAGE_WINDOW_MARGIN)
+    assert timedelta(days=31) < span < PAGE_MAX_WINDOW
+    assert windows == [(NOW - span, None)]
 
 
 def test_windows_always_cover_the_whole_history_and_their_number_is_capped():
