@@ -4,6 +4,9 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from query_api.cursor import Position
 from query_api.filters import EventFilters
 from query_api.queries import (
@@ -136,3 +139,38 @@ def test_a_wrong_density_costs_queries_but_the_windows_still_cover_everything():
         windows = _windows(WindowPlan(None, EventFilters(actor="x"), now=NOW, density=50 / DAY), found)
         _covers_everything(windows)
         assert len(windows) <= PAGE_BOUNDED_WINDOWS + 1
+
+
+_moments = st.datetimes(min_value=datetime(1950, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=_moments,
+    since=st.none() | _moments,
+    span_days=st.none() | st.floats(min_value=0.0, max_value=5000.0),
+    after=st.none() | _moments,
+    density=st.none() | st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    found=st.lists(st.integers(min_value=0, max_value=300), max_size=6),
+    wanted=st.integers(min_value=1, max_value=201),
+)
+def test_any_plan_covers_everything_below_its_top_newest_first_in_at_most_three_windows(
+    now, since, span_days, after, density, found, wanted
+):
+    until = None if since is None or span_days is None else since + timedelta(days=span_days)
+    position = None if after is None else Position(after, uuid.uuid4())
+    plan = WindowPlan(position, EventFilters(since=since, until=until), now=now, density=density)
+    windows = _windows(plan, found, wanted=wanted)
+    total = sum(found[: len(windows)])
+
+    assert 1 <= len(windows) <= PAGE_BOUNDED_WINDOWS + 1
+    assert windows[0][1] is None  # the top is the query's own bound (cursor, until or nothing)
+    for (lower, _), (_, upper) in itertools.pairwise(windows):
+        assert lower is not None and lower == upper  # no gap, no overlap
+    for lower, upper in windows:
+        if lower is not None:
+            assert lower < (upper if upper is not None else plan.anchor)  # never empty, newest first
+            if since is not None:
+                assert lower > since  # a window reaching since is left open: since bounds the query
+    if total < wanted:
+        assert windows[-1][0] is None  # a page still short has read down to the bottom of the history
