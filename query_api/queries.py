@@ -61,8 +61,22 @@ PAGE_SETTINGS = {"read_in_order_use_buffering": 0, "use_uncompressed_cache": 1}
 
 @dataclass(frozen=True)
 class Query:
-    where: str
+    """A WHERE clause and its parameters, in two parts.
+
+    ``key_where`` (the workspace, time bounds, keyset position and the low-cardinality equalities) is
+    cheap to test on every row a query reads; ``text_where`` (the actor substring and the search) needs
+    the text columns. A page tests the first as PREWHERE, so that the text columns are read only where
+    rows pass it (docs/performance.md, "Key conditions as PREWHERE").
+    """
+
+    key_where: str
     parameters: dict[str, Any]
+    text_where: str = ""
+
+    @property
+    def where(self) -> str:
+        """Both parts as one condition (exports and the timeline)."""
+        return f"{self.key_where} AND {self.text_where}" if self.text_where else self.key_where
 
 
 def _like_pattern(text: str) -> str:
@@ -149,12 +163,13 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
     if filters.action:
         clauses.append("action = {action:String}")
         params["action"] = filters.action
+    text_clauses = []
     if filters.actor:
         # lower(actor_display) is the expression the ngram skip index covers.
-        clauses.append("lower(actor_display) LIKE {actor:String}")
+        text_clauses.append("lower(actor_display) LIKE {actor:String}")
         params["actor"] = _like_pattern(filters.actor.lower())
     if filters.q is not None:
-        clauses.extend(_search_clauses(filters.q, params))
+        text_clauses.extend(_search_clauses(filters.q, params))
     if after is not None:
         clauses.append(
             "occurred_at <= {after_t:DateTime64(6, 'UTC')}"
@@ -162,7 +177,7 @@ def build_where(workspace_id: str, filters: EventFilters, after: Position | None
         )
         params["after_t"] = ch_time(after.occurred_at)
         params["after_id"] = str(after.id)
-    return Query(" AND ".join(clauses), params)
+    return Query(" AND ".join(clauses), params, " AND ".join(text_clauses))
 
 
 Window = tuple[datetime | None, datetime | None]
@@ -305,11 +320,8 @@ class EventReader:
             while True:
                 fetch = wanted - len(unique) + PAGE_SLACK
                 query = build_where(workspace_id, filters, position, window)
-                sql = (
-                    f"SELECT {SELECT_COLUMNS} FROM {self._table} WHERE {query.where}"
-                    f" ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
-                )
-                rows = client.query(sql, parameters=query.parameters, settings=settings).result_rows
+                rows = client.query(self._page_sql(query, fetch), parameters=query.parameters,
+                                    settings=settings).result_rows
                 for row in rows:
                     if unique and row[0] == unique[-1][0] and row[1] == unique[-1][1]:
                         continue  # a copy not merged yet
@@ -319,6 +331,12 @@ class EventReader:
                 last = unique[-1]
                 position = Position(_as_utc(last[1]), last[0])
         return unique, plan.anchor
+
+    def _page_sql(self, query: Query, fetch: int) -> str:
+        """The newest ``fetch`` rows of ``query``; its text conditions only where its key conditions hold."""
+        where = (f"PREWHERE {query.key_where} WHERE {query.text_where}" if query.text_where
+                 else f"WHERE {query.key_where}")
+        return f"SELECT {SELECT_COLUMNS} FROM {self._table} {where} ORDER BY occurred_at DESC, id DESC LIMIT {fetch}"
 
     def one(self, workspace_id: str, event_id: uuid.UUID) -> dict[str, Any] | None:
         sql = (
