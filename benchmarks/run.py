@@ -47,8 +47,10 @@ logger = logging.getLogger("benchmarks.run")
 
 DATABASE = "bench"
 TABLE = "events"
-# The quiet run the issue-19 work is measured against (make bench at 3c30088, 10M events, 2 cores).
-REFERENCE = Path(__file__).parent / "reference" / "2026-11-27-3c30088-10m.json"
+# The latest full run, the default to print every figure next to (make bench at 21f0e10, 10M events, 2 cores,
+# AMD EPYC host). Sessions land on different hosts: compare with a reference from the same one
+# (--compare FILE; the 2026-11-27 run at 3c30088 was on another).
+REFERENCE = Path(__file__).parent / "reference" / "2026-12-07-21f0e10-10m.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
