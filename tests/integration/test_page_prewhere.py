@@ -9,7 +9,6 @@ plain ``WHERE`` the pages used before.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,10 @@ from hypothesis import strategies as st
 from clickhouse.client import get_client
 from clickhouse.events import SELECT_COLUMNS
 from producers.synthetic import EventGenerator
-from query_api.cursor import Position
 from query_api.filters import EventFilters
 from query_api.queries import EventReader, Query, build_where
 from query_api.search import SearchLimits, parse_search
-from tests.support.pipeline import store_directly
+from tests.support.pipeline import reader_pages, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
@@ -69,15 +67,6 @@ def _matches(row: dict[str, Any], f: EventFilters) -> bool:
             and (f.q is None or f.q.matches(text)))
 
 
-def _walk(reader: EventReader, filters: EventFilters, limit: int) -> list[str]:
-    ids: list[str] = []
-    after = None
-    while True:
-        page, more = reader.page(WS, filters, limit, after)
-        ids += [e["id"] for e in page]
-        if not more:
-            return ids
-        after = Position(page[-1]["occurred_at"], uuid.UUID(page[-1]["id"]))
 
 
 @st.composite
@@ -105,8 +94,8 @@ def test_any_composition_of_filters_pages_exactly_its_rows_with_prewhere_as_with
     client = get_client(settings_.clickhouse.dsn)
     expected = [str(r["id"]) for r in rows if _matches(r, filters)]
 
-    with_prewhere = _walk(EventReader(client, settings_.events_table), filters, limit)
-    plain = _walk(PlainWhereReader(client, settings_.events_table), filters, limit)
+    with_prewhere = reader_pages(EventReader(client, settings_.events_table), WS, filters, limit)
+    plain = reader_pages(PlainWhereReader(client, settings_.events_table), WS, filters, limit)
 
     assert with_prewhere == expected
     assert plain == expected

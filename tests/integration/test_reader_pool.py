@@ -4,7 +4,6 @@ pages and an export at once get exactly the rows one client alone gets."""
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +15,10 @@ from clickhouse.client import get_client, open_client
 from clickhouse.pool import ClientPool
 from config.settings import Settings
 from producers.synthetic import EventGenerator
-from query_api.cursor import Position
 from query_api.export import EventExporter
 from query_api.filters import EventFilters
 from query_api.queries import EventReader
-from tests.support.pipeline import all_pages, api_client, api_context, bearer, store_directly
+from tests.support.pipeline import all_pages, api_client, api_context, bearer, reader_pages, store_directly
 
 pytestmark = pytest.mark.clickhouse
 
@@ -64,17 +62,6 @@ def stored(clickhouse_settings):
     return clickhouse_settings, events
 
 
-def _walk(reader: EventReader, filters: EventFilters, limit: int) -> list[str]:
-    ids: list[str] = []
-    after: Position | None = None
-    while True:
-        page, more = reader.page(WS, filters, limit, after)
-        ids += [e["id"] for e in page]
-        if not more:
-            return ids
-        after = Position(page[-1]["occurred_at"], uuid.UUID(page[-1]["id"]))
-
-
 def _newest_first(events: list[Any]) -> list[str]:
     return [str(e.id) for e in sorted(events, key=lambda e: (e.occurred_at, e.id), reverse=True)]
 
@@ -100,7 +87,7 @@ def test_an_export_that_fails_midway_leaves_no_leftovers_for_the_pages_after_it(
     finally:
         client.command(f"RENAME TABLE {table}_away TO {table}")
     assert pool.replaced == 1
-    assert _walk(EventReader(pool, table), EventFilters(), 50) == _newest_first(events)
+    assert reader_pages(EventReader(pool, table), WS, EventFilters(), 50) == _newest_first(events)
 
 
 def test_a_cancelled_export_then_pages_get_exactly_their_rows(stored):
@@ -110,7 +97,7 @@ def test_a_cancelled_export_then_pages_get_exactly_their_rows(stored):
         WS, EventFilters(), "jsonl")
     next(stream)
     stream.close()  # type: ignore[attr-defined]  # what the server does when the client goes away
-    assert _walk(EventReader(pool, settings.events_table), EventFilters(), 25) == _newest_first(events)
+    assert reader_pages(EventReader(pool, settings.events_table), WS, EventFilters(), 25) == _newest_first(events)
 
 
 def test_many_threads_paging_and_an_export_at_once_all_get_exactly_right_results(stored):
@@ -121,7 +108,7 @@ def test_many_threads_paging_and_an_export_at_once_all_get_exactly_right_results
     shapes = [EventFilters(), EventFilters(category="members"), EventFilters(actor=actor),
               EventFilters(since=events[200].occurred_at, until=events[400].occurred_at)]
     one_client = EventReader(get_client(dsn), table)
-    expected = {i: _walk(one_client, f, 20) for i, f in enumerate(shapes)}
+    expected = {i: reader_pages(one_client, WS, f, 20) for i, f in enumerate(shapes)}
     assert expected[0] == _newest_first(events)
 
     pages = ClientPool(lambda: open_client(dsn), 4, 30.0, "pages")
@@ -135,7 +122,7 @@ def test_many_threads_paging_and_an_export_at_once_all_get_exactly_right_results
         try:
             for round_ in range(3):
                 shape = (thread + round_) % len(shapes)
-                got[(thread, round_)] = _walk(reader, shapes[shape], 20)
+                got[(thread, round_)] = reader_pages(reader, WS, shapes[shape], 20)
         except BaseException as err:
             failures.append(err)
 
@@ -173,10 +160,10 @@ def test_the_same_filters_give_the_same_pages_through_the_pool_and_through_one_c
     since = now - timedelta(days=since_days) if since_days is not None else None
     until = since + timedelta(days=span_days) if since is not None and span_days is not None else None
     filters = EventFilters(actor=actor, category=category, since=since, until=until)
-    one = _walk(EventReader(get_client(settings_.clickhouse.dsn), settings_.events_table), filters, limit)
+    one = reader_pages(EventReader(get_client(settings_.clickhouse.dsn), settings_.events_table), WS, filters, limit)
     pool = _pool(settings_.clickhouse.dsn, size=2)
     try:
-        assert _walk(EventReader(pool, settings_.events_table, max_threads=threads), filters, limit) == one
+        assert reader_pages(EventReader(pool, settings_.events_table, max_threads=threads), WS, filters, limit) == one
     finally:
         pool.close()
     assert len(one) == len(set(one))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,9 @@ from consumer import build_consumer
 from producers.producer import AuditProducer
 from query_api.app import build_context, create_app
 from query_api.context import ApiContext
+from query_api.cursor import Position
+from query_api.filters import EventFilters
+from query_api.queries import EventReader
 from query_api.security import issue_token
 from schemas.event import AuditEvent
 
@@ -88,3 +92,15 @@ def store_directly(settings: Settings, events: Iterable[AuditEvent], token: str 
 
     rows = [record_to_row(e.to_record(), 1) for e in events]
     insert_rows(get_client(settings.clickhouse.dsn), settings.events_table, rows, token or f"direct-{id(rows)}")
+
+
+def reader_pages(reader: EventReader, workspace_id: str, filters: EventFilters, limit: int) -> list[str]:
+    """The ids of every page of ``filters`` read straight through ``reader``, each from the last one's position."""
+    ids: list[str] = []
+    after: Position | None = None
+    while True:
+        page, more = reader.page(workspace_id, filters, limit, after)
+        ids += [e["id"] for e in page]
+        if not more:
+            return ids
+        after = Position(page[-1]["occurred_at"], uuid.UUID(page[-1]["id"]))
