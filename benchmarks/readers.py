@@ -5,6 +5,7 @@
     python -m benchmarks.readers load --path /tmp/readers-10m --mode pool --export   # after, export alongside
     python -m benchmarks.readers pages --path /tmp/readers-10m                       # warm page p50/p99
     python -m benchmarks.readers engine --path /tmp/readers-10m --threads 8          # pages/s in process
+    python -m benchmarks.readers mix --path /tmp/readers-10m --rounds 2              # CPU a page, the load mix
     python -m benchmarks.readers project --path /tmp/readers-10m --file candidate.sql  # storage it costs
 
 ``make bench`` rebuilds its dataset every run (and loads PostgreSQL too); this
@@ -124,6 +125,39 @@ def pages(args: argparse.Namespace) -> dict[str, Any]:
             "load_average": os.getloadavg()}
 
 
+def mix(args: argparse.Namespace) -> dict[str, Any]:
+    """Process CPU per page over the API load test's mix: every shape on every workspace (the deep cursor on
+    its own), one caller, ``page_max_threads``; a warm-up round, then ``--rounds``. The API's CPU per request is
+    nearly all this (docs/performance.md, "Page windows up to a year"); per shape, small workspaces apart from
+    the big one, since 99 in 100 of the load test's requests of a shape are on a small one."""
+    settings = _settings(args.path)
+    client = get_client(settings.clickhouse.dsn, settings.clickhouse.uncompressed_cache_mb)
+    data = _dataset(args.path, settings.events_table)
+    shapes = build_shapes(client, data)
+    _wait_for_summaries(client)
+    reader = EventReader(client, settings.events_table, max_threads=settings.api.page_max_threads)
+    workspaces = [dataset.workspace_name(i) for i in range(data.workspaces)]
+    calls = [(s, ws) for s in shapes for ws in (workspaces if s.after is None else [s.workspace_id])]
+    cpu: dict[tuple[str, bool], float] = {}
+    pages: dict[tuple[str, bool], int] = {}
+    for round_ in range(args.rounds + 1):
+        for shape, ws in calls:
+            before = time.process_time()
+            reader.page(ws, shape.filters, 50, shape.after)
+            if round_:  # the first round warms the caches and the remembered densities
+                key = (shape.name, ws == dataset.BIG_WORKSPACE)
+                cpu[key] = cpu.get(key, 0.0) + time.process_time() - before
+                pages[key] = pages.get(key, 0) + 1
+    total = sum(cpu.values())
+    by_shape = {
+        s.name: {"share": sum(c for (n, _), c in cpu.items() if n == s.name) / total,
+                 **{("big_cpu_ms" if big else "small_cpu_ms"): cpu[(s.name, big)] * 1000 / pages[(s.name, big)]
+                    for big in (False, True) if (s.name, big) in pages}}
+        for s in shapes}
+    return {"cpu_ms_per_page": total * 1000 / sum(pages.values()), "rounds": args.rounds, "shapes": by_shape,
+            "load_average": os.getloadavg()}
+
+
 def project(args: argparse.Namespace) -> dict[str, Any]:
     """Apply a migration file (e.g. clickhouse/pending/0008_*.sql) to the dataset; its build time and storage."""
     from clickhouse.migrations import Migration
@@ -217,9 +251,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     en = sub.add_parser("engine")
     en.add_argument("--threads", type=int, default=8)
     en.add_argument("--seconds", type=float, default=20.0)
+    mx = sub.add_parser("mix")
+    mx.add_argument("--rounds", type=int, default=2, help="measured rounds after the warm-up round")
     pj = sub.add_parser("project")
     pj.add_argument("--file", type=Path, required=True)
-    for parser in (b, lo, pg, pj, en):
+    for parser in (b, lo, pg, pj, en, mx):
         parser.add_argument("--path", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -231,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args.path.mkdir(parents=True, exist_ok=True)
     result = {"build": build, "load": load, "pages": pages, "project": project,
-              "engine": engine}[args.command](args)
+              "engine": engine, "mix": mix}[args.command](args)
     result["load_average_end"] = os.getloadavg()
     print(json.dumps(result, default=str))  # noqa: T201 - the figures are this command's output
     return 0
