@@ -67,8 +67,6 @@ def _matches(row: dict[str, Any], f: EventFilters) -> bool:
             and (f.q is None or f.q.matches(text)))
 
 
-
-
 @st.composite
 def filter_sets(draw: st.DrawFn, rows: list[dict[str, Any]]) -> EventFilters:
     def one_of(column: str) -> str | None:
