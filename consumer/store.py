@@ -46,6 +46,10 @@ ROW_SELECT = ", ".join(f"{expr} AS {column}" for column, expr in AVRO_RECORD_TO_
 ID_CONFLICT = "id conflict"
 # The engine's per-INSERT list of skip indexes not to build (merges build them); ClickHouse 25.x+.
 INDEX_DEFERRAL_SETTING = "exclude_materialize_skip_indexes_on_insert"
+# The ReplacingMergeTree would collapse rows of one key within each inserted block: a second sort-and-merge
+# pass over every column (~20 % of the INSERT, docs/performance.md). The write-once step leaves at most one
+# row per id in what is inserted, so there is nothing to collapse; merges and FINAL still collapse across parts.
+INSERT_WITHOUT_COLLAPSE = {"optimize_on_insert": 0}
 
 
 @dataclass
@@ -312,8 +316,8 @@ class EventStore:
                 f"INSERT INTO {self._events} ({', '.join(COLUMNS)}) SELECT {ROW_SELECT} FROM {source}",
                 parameters={**self._params, "version": writer.version, "lo": lo, "hi": hi,
                             "excluded": sorted(excluded), "months": months or []},
-                settings={**PAYLOAD_JSON_SETTINGS, **self._deferral(), "insert_deduplicate": 1,
-                          "insert_deduplication_token": token},
+                settings={**PAYLOAD_JSON_SETTINGS, **self._deferral(), **INSERT_WITHOUT_COLLAPSE,
+                          "insert_deduplicate": 1, "insert_deduplication_token": token},
             )
             return
         except Exception as err:
