@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from prometheus_client import REGISTRY
 
 from clickhouse.client import get_client
 from clickhouse.events import insert_rows, record_to_row
@@ -43,6 +42,15 @@ SAMPLE = 20_000
 STORING = [0.0]  # seconds the consumer's flusher thread spent in ConsumerRunner._store
 CPU_SPENT = [0.0]  # seconds of the process's CPU (Python threads, engine threads, merges) while consuming
 SEQUENCED_AFTER = [0.0]  # --sequence: seconds from the last stored event until every event had its leaf
+RSS_MB = [0.0, 0.0]  # the process's resident memory when the consumer started, and its peak while consuming
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _settings(bootstrap: str, dsn: str, batch: int, seconds: float, key_file: Path | None = None,
@@ -155,6 +163,7 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
 
     store.store = timed_store  # type: ignore[method-assign]
     thread = threading.Thread(target=runner.run, daemon=True)
+    RSS_MB[0] = RSS_MB[1] = _rss_mb()
     started, cpu_started = time.perf_counter(), time.process_time()
     thread.start()
     on_start()
@@ -163,6 +172,7 @@ def _consume_until(settings: Settings, n: int, on_start: Callable[[], None] = la
         if first is None and stored:
             first = (time.perf_counter(), stored)
         time.sleep(0.05)
+        RSS_MB[1] = max(RSS_MB[1], _rss_mb())
         check()
     ended = time.perf_counter()
     CPU_SPENT[0] = time.process_time() - cpu_started
@@ -244,9 +254,10 @@ def main() -> None:
             cfg = settings.transparency
             print(f"  with the sequencer alongside (settle {cfg.settle_seconds}s, poll {cfg.poll_seconds}s): "
                   f"every event had its leaf {SEQUENCED_AFTER[0]:.1f}s after the last was stored")
-        inserting = REGISTRY.get_sample_value("auditlog_consumer_insert_seconds_sum") or 0.0
         print(f"  the flusher thread stored batches for {STORING[0]:.1f}s ({STORING[0] / elapsed:.0%} of the wall"
-              f" time), of which {inserting:.1f}s in the INSERT … SELECT into the events table")
+              " time: staging, the contract check, the id lookup and the INSERT … SELECT)")
+        print(f"  resident memory: {RSS_MB[0]:,.0f} MB when the consumer started (the preloaded events included),"
+              f" peak {RSS_MB[1]:,.0f} MB while consuming (+{RSS_MB[1] - RSS_MB[0]:,.0f} MB)")
     finally:
         kafka.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -10,7 +10,7 @@ BATCH_SIZE = Histogram(
 )
 INSERT_LATENCY = Histogram(
     "auditlog_consumer_insert_seconds",
-    "Time of one ClickHouse insert",
+    "Time of one attempt to store a batch (staging, the contract check, the id lookup, the insert)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ROWS_INSERTED = Counter("auditlog_consumer_rows_inserted_total", "Rows written to ClickHouse")
