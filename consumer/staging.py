@@ -1,9 +1,13 @@
-"""A batch's Avro bodies, parsed by the engine into a per-consumer staging table.
+"""A batch's Avro messages, parsed by the engine into a per-consumer staging table.
 
-Python only concatenates the bodies of one writer schema into one Avro
-object-container block, each body prefixed with its position in the group
-(an Avro ``long`` field ``_seq`` put before the schema's fields: a record's
-encoding is its fields' encodings in order, so the prefix is the whole change).
+Python only concatenates the messages of one writer schema into one Avro
+object-container block, each prefixed with its position in the group (an Avro
+``long`` field ``_seq`` put before the schema's fields: a record's encoding is
+its fields' encodings in order, so the prefix is the whole change). The
+message's single-object header (marker and fingerprint, ``HEADER_LENGTH``
+bytes) stays where it is, read as a ``fixed`` field ``_header`` the staging
+table does not have (the engine skips it), so no body is copied out of its
+message before the one copy into the block.
 The engine parses the block in C++ into a ``Memory`` table. ``_seq`` ties every
 staged row to its message, so a verdict or a conflict names the right one, and a
 misparse (a body with trailing bytes shifts every later record) shows as
@@ -30,7 +34,7 @@ import fastavro
 from clickhouse_connect.driver.client import Client
 
 from schemas.avro_writer import encode_long
-from schemas.codec import SchemaVersion, without_logical_types
+from schemas.codec import HEADER_LENGTH, SchemaVersion, without_logical_types
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ STAGING_COLUMNS = f"""
                            request_id Nullable(String), service Nullable(String)))
 """
 
-# Zigzag varints of 0..n, built once: prefixing 20,000 bodies is then one C-level join.
+# Zigzag varints of 0..n, built once: prefixing 100,000 messages is then one C-level join.
 _SEQ_PREFIXES: list[bytes] = []
 
 
@@ -63,9 +67,11 @@ def _seq_prefixes(n: int) -> list[bytes]:
 
 
 def staged_schema(writer: SchemaVersion) -> dict[str, Any]:
-    """The writer's schema with the ``_seq`` field first (the container block's schema)."""
+    """The writer's schema with ``_seq`` and the message's header first (the container block's schema)."""
     schema = dict(writer.raw)
-    schema["fields"] = [{"name": "_seq", "type": "long"}, *writer.raw["fields"]]
+    header = {"type": "fixed", "name": "_single_object_header", "size": HEADER_LENGTH}
+    schema["fields"] = [{"name": "_seq", "type": "long"}, {"name": "_header", "type": header},
+                        *writer.raw["fields"]]
     return schema
 
 
@@ -73,10 +79,11 @@ def _avro_string(data: bytes) -> bytes:
     return encode_long(len(data)) + data
 
 
-def object_container(schema: dict[str, Any], bodies: Sequence[bytes], count: int | None = None) -> bytes:
-    """An Avro object container file holding ``bodies`` (schemaless encodings) in one block.
+def object_container(schema: dict[str, Any], parts: Sequence[bytes], count: int | None = None) -> bytes:
+    """An Avro object container file holding ``parts`` (schemaless encodings) in one block.
 
-    ``count``: how many records ``bodies`` hold when a record spans several parts.
+    ``count``: how many records ``parts`` hold when a record spans several parts. The data is
+    copied once, by one join (a batch's block is tens of MB).
     """
     sync = os.urandom(16)
     meta = (
@@ -85,19 +92,20 @@ def object_container(schema: dict[str, Any], bodies: Sequence[bytes], count: int
         + _avro_string(b"avro.codec") + _avro_string(b"null")
         + encode_long(0)
     )
-    data = b"".join(bodies)
-    records = len(bodies) if count is None else count
-    return b"Obj\x01" + meta + sync + encode_long(records) + encode_long(len(data)) + data + sync
+    records = len(parts) if count is None else count
+    head = b"Obj\x01" + meta + sync + encode_long(records) + encode_long(sum(map(len, parts)))
+    return b"".join([head, *parts, sync])
 
 
-def staged_block(writer: SchemaVersion, bodies: Sequence[bytes]) -> bytes:
-    prefixes = _seq_prefixes(len(bodies))
-    numbered = [part for pair in zip(prefixes, bodies, strict=False) for part in pair]
-    return object_container(staged_schema(writer), numbered, len(bodies))
+def staged_block(writer: SchemaVersion, messages: Sequence[bytes]) -> bytes:
+    """The block of ``messages`` (whole single-object messages of ``writer``), numbered from 0."""
+    prefixes = _seq_prefixes(len(messages))
+    numbered = [part for pair in zip(prefixes, messages, strict=False) for part in pair]
+    return object_container(staged_schema(writer), numbered, len(messages))
 
 
 class StagingTable:
-    """One consumer's ``Memory`` table; ``stage`` replaces its contents with one group of bodies."""
+    """One consumer's ``Memory`` table; ``stage`` replaces its contents with one group of messages."""
 
     def __init__(self, client: Client, database: str) -> None:
         self._client = client
@@ -110,15 +118,16 @@ class StagingTable:
         self._client.command(f"CREATE TABLE IF NOT EXISTS {self.name} ({STAGING_COLUMNS}) ENGINE = Memory")
         self._created = True
 
-    def stage(self, writer: SchemaVersion, bodies: Sequence[bytes]) -> None:
-        """Parse ``bodies`` into the table (raises whatever the engine raises for an unparseable block)."""
+    def stage(self, writer: SchemaVersion, messages: Sequence[bytes]) -> None:
+        """Parse ``messages`` (whole single-object messages, header included) into the table (raises
+        whatever the engine raises for an unparseable block)."""
         try:
             if not self._created:
                 self.create()
             self._client.command(f"TRUNCATE TABLE IF EXISTS {self.name}")
             self._client.raw_insert(
                 self.name,
-                insert_block=staged_block(writer, bodies),
+                insert_block=staged_block(writer, messages),
                 fmt="Avro",
                 settings={"input_format_skip_unknown_fields": 1},
             )

@@ -2,7 +2,7 @@
 
 For each writer schema in the batch (usually one):
 
-1. stage the bodies in the engine (consumer/staging.py); bodies the engine
+1. stage the messages in the engine (consumer/staging.py); bodies the engine
    cannot parse are found in Python and dead-lettered, the rest staged again;
 2. one query returns every row's verdict under the contract (consumer/rules.py)
    and whether the rows line up with the messages;
@@ -61,18 +61,22 @@ class StoreResult:
     dead_letters: list[tuple[RawMessage, str]] = field(default_factory=list)
 
 
-# How bodies are checked before the engine parses them (the decode path): unparseable positions -> reason.
+# How messages are checked before the engine parses them (the decode path): unparseable positions -> reason.
 BodyCheck = Callable[[SchemaVersion, Sequence[bytes]], dict[int, str]]
 
 
-def engine_decode(_writer: SchemaVersion, _bodies: Sequence[bytes]) -> dict[int, str]:
+def engine_decode(_writer: SchemaVersion, _messages: Sequence[bytes]) -> dict[int, str]:
     """The fast path: the engine parses first; Python looks only when it could not."""
     return {}
 
 
-def python_decode(writer: SchemaVersion, bodies: Sequence[bytes]) -> dict[int, str]:
+def python_decode(writer: SchemaVersion, messages: Sequence[bytes]) -> dict[int, str]:
     """The reference path: every body read in Python before the engine sees it."""
-    return find_unparseable(writer, bodies)
+    return _unparseable(writer, messages)
+
+
+def _unparseable(writer: SchemaVersion, messages: Sequence[bytes]) -> dict[int, str]:
+    return find_unparseable(writer, [m[HEADER_LENGTH:] for m in messages])
 
 
 def _raise_classified(err: Exception, what: str, staging: str = "") -> None:
@@ -116,12 +120,17 @@ class EventStore:
         """Store ``messages`` (one batch) under ``token``; raises StoreUnavailable / StoreMisconfigured."""
         result = StoreResult()
         groups: dict[int, list[RawMessage]] = {}
+        versions: dict[bytes, int] = {}  # header -> writer version: a batch has one or a few headers
         for message in messages:
-            try:
-                version = self._codec.writer_of(message[3] or b"").version
-            except DecodeError as err:
-                result.dead_letters.append((message, f"{type(err).__name__}: {err}"))
-                continue
+            value = message[3] or b""
+            header = value[:HEADER_LENGTH]
+            version = versions.get(header)
+            if version is None:
+                try:
+                    version = versions[header] = self._codec.writer_of(value).version
+                except DecodeError as err:
+                    result.dead_letters.append((message, f"{type(err).__name__}: {err}"))
+                    continue
             groups.setdefault(version, []).append(message)
         for version, group in sorted(groups.items()):
             group_token = token if len(groups) == 1 else f"{token}:v{version}"
@@ -137,10 +146,10 @@ class EventStore:
     # -- one writer schema ------------------------------------------------------
 
     def _store_group(self, writer: SchemaVersion, group: list[RawMessage], token: str, result: StoreResult) -> None:
-        bodies = [(m[3] or b"")[HEADER_LENGTH:] for m in group]
-        unparseable = self._check(writer, bodies)
+        values = [m[3] or b"" for m in group]
+        unparseable = self._check(writer, values)
         keep = [i for i in range(len(group)) if i not in unparseable]
-        keep, check = self._stage(writer, bodies, keep, unparseable)
+        keep, check = self._stage(writer, values, keep, unparseable)
         for i, reason in sorted(unparseable.items()):
             result.dead_letters.append((group[i], reason))
         if not keep:
@@ -164,14 +173,14 @@ class EventStore:
             result.dead_letters.append((group[keep[seq]], reason))
         result.stored += len(keep) - len(excluded) - len(refused)
 
-    def _stage(self, writer: SchemaVersion, bodies: list[bytes], keep: list[int],
+    def _stage(self, writer: SchemaVersion, values: list[bytes], keep: list[int],
                unparseable: dict[int, str]) -> tuple[list[int], _Check]:
-        """Stage ``keep``'s bodies, moving to ``unparseable`` any the engine cannot read; returns ``keep``
+        """Stage ``keep``'s messages, moving to ``unparseable`` any the engine cannot read; returns ``keep``
         and what one query over the staged rows says of them."""
         check = _Check({}, [], False)
         while keep:
             try:
-                self.staging.stage(writer, [bodies[i] for i in keep])
+                self.staging.stage(writer, values if len(keep) == len(values) else [values[i] for i in keep])
                 aligned, check = self._inspect(len(keep))
                 if aligned:
                     return keep, check
@@ -180,10 +189,10 @@ class EventStore:
                 if classify(err) != "data" and not _looks_like_parse_error(err):
                     _raise_classified(err, "stage the batch", self.staging.name)
                 failure = err
-            found = find_unparseable(writer, [bodies[i] for i in keep])
+            found = _unparseable(writer, [values[i] for i in keep])
             if not found:
                 # Python reads every body, the engine does not: find the ones it refuses, one by one.
-                found = self._engine_refused(writer, [bodies[i] for i in keep])
+                found = self._engine_refused(writer, [values[i] for i in keep])
                 if not found:
                     _raise_classified(failure, "stage the batch", self.staging.name)
             ENGINE_SPLITS.inc()
@@ -213,13 +222,13 @@ class EventStore:
                        repeats > 0)
         return aligned, check
 
-    def _engine_refused(self, writer: SchemaVersion, bodies: list[bytes]) -> dict[int, str]:
-        """Bodies the engine cannot parse alone (bisecting), with its message."""
+    def _engine_refused(self, writer: SchemaVersion, messages: list[bytes]) -> dict[int, str]:
+        """Messages the engine cannot parse alone (bisecting), with its message."""
         refused: dict[int, str] = {}
 
         def visit(lo: int, hi: int) -> None:
             try:
-                self.staging.stage(writer, bodies[lo:hi])
+                self.staging.stage(writer, messages[lo:hi])
                 (count,) = self._client.query(f"SELECT count() FROM {self.staging.name}").result_rows[0]
                 if count == hi - lo:
                     return
@@ -235,7 +244,7 @@ class EventStore:
             visit(lo, mid)
             visit(mid, hi)
 
-        visit(0, len(bodies))
+        visit(0, len(messages))
         return refused
 
     def _write_once(self, excluded: set[int], may_repeat: bool) -> tuple[set[int], dict[int, str]]:

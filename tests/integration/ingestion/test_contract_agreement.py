@@ -17,7 +17,6 @@ from clickhouse.client import get_client
 from consumer.rules import REJECTION_REASON, rule_parameters
 from consumer.staging import StagingTable
 from schemas.catalog import load_catalog
-from schemas.codec import HEADER_LENGTH
 from schemas.errors import SchemaError
 from schemas.event import validate_record
 from tests.support.messages import CODEC, encode, record
@@ -82,7 +81,7 @@ def test_the_producer_and_the_consumer_refuse_the_same_records(clickhouse_settin
     if not batch:
         return
     staging = StagingTable(get_client(clickhouse_settings.clickhouse.dsn), clickhouse_settings.clickhouse.database)
-    staging.stage(CODEC.writer, [encode(r)[HEADER_LENGTH:] for r in batch])
+    staging.stage(CODEC.writer, [encode(r) for r in batch])
     rows = get_client(clickhouse_settings.clickhouse.dsn).query(
         f"SELECT _seq, {REJECTION_REASON} FROM {staging.name} ORDER BY _seq", parameters=rule_parameters(CATALOG),
     ).result_rows

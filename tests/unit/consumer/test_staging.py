@@ -58,8 +58,9 @@ def _same(read: Any, written: Any) -> bool:
 def test_a_staged_block_is_an_avro_container_of_the_records_numbered_in_order(shapes):
     records = [_event(i, before, after, context).to_record() for i, (before, after, context) in enumerate(shapes)]
 
-    bodies = [_body(r) for r in records]
-    block = staged_block(WRITER, bodies)
+    messages = [CODEC.encode(r) for r in records]
+    bodies = [m[HEADER_LENGTH:] for m in messages]
+    block = staged_block(WRITER, messages)
 
     reader = fastavro.reader(io.BytesIO(block))
     assert isinstance(reader.writer_schema, dict)
@@ -69,6 +70,7 @@ def test_a_staged_block_is_an_avro_container_of_the_records_numbered_in_order(sh
         assert isinstance(record, dict)
         read.append(record)
     assert [r["_seq"] for r in read] == list(range(len(records)))
+    assert [r["_header"] for r in read] == [m[:HEADER_LENGTH] for m in messages]
     for got, want in zip(read, records, strict=True):
         assert str(got["id"]) == want["id"]
         assert got["occurred_at"] == want["occurred_at"]
@@ -79,10 +81,12 @@ def test_a_staged_block_is_an_avro_container_of_the_records_numbered_in_order(sh
         assert [b.num_records for b in fastavro.block_reader(io.BytesIO(block))] == [len(records)]
 
 
-def test_the_staged_schema_is_the_writer_schema_with_seq_first():
+def test_the_staged_schema_is_the_writer_schema_with_seq_and_the_message_header_first():
     schema = staged_schema(WRITER)
     assert schema["fields"][0] == {"name": "_seq", "type": "long"}
-    assert schema["fields"][1:] == WRITER.raw["fields"]
+    assert schema["fields"][1]["name"] == "_header"
+    assert schema["fields"][1]["type"] == {"type": "fixed", "name": "_single_object_header", "size": HEADER_LENGTH}
+    assert schema["fields"][2:] == WRITER.raw["fields"]
     assert WRITER.raw["fields"][0]["name"] != "_seq"  # the writer's schema is not changed
 
 
