@@ -2,6 +2,8 @@
 
 ``.venv/bin/python -m benchmarks.store --batches 10`` prints events/s and the seconds spent per kind of
 statement (stage, verdicts, id lookup, insert), in a fresh embedded engine under a temporary folder.
+With ``--settle`` it then waits for the merges and prints the CPU an event with them, which is what a
+sustained rate pays (the merges rebuild the search index).
 """
 
 # ruff: noqa: T201  (a benchmark prints its numbers)
@@ -14,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 from benchmarks.consumer import _encoded
 from clickhouse.client import get_client
@@ -30,6 +34,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--months", type=int, default=5, choices=range(1, 121), metavar="1..120",
                         help="months the events span: a batch writes one part per month (1: live traffic)")
+    parser.add_argument("--settle", action="store_true",
+                        help="then wait for the merges to finish and print the CPU an event with them")
     parser.add_argument("--indexes-on-insert", action="store_true",
                         help="build every skip index on insert (consumer.indexes_built_at_merge = []): the before")
     args = parser.parse_args()
@@ -57,6 +63,7 @@ def main() -> None:
         client.query = timed("query", client.query)  # type: ignore[method-assign]
         client.command = timed("command", client.command)  # type: ignore[method-assign]
         client.raw_insert = timed("stage", client.raw_insert)  # type: ignore[method-assign]
+        merged_before = _merged_rows(client)
         began, cpu_began = time.perf_counter(), time.process_time()
         for b in range(args.batches):
             chunk = messages[b * args.batch:(b + 1) * args.batch]
@@ -68,8 +75,29 @@ def main() -> None:
               f"{cpu * 1000 / args.batches:.0f} ms of the process's CPU a batch (engine threads and merges included)")
         for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"  {seconds * 1000 / args.batches:7.1f} ms a batch  {name}")
+        if args.settle:
+            waited = _settle(client)
+            cpu = time.process_time() - cpu_began
+            merged = _merged_rows(client) - merged_before
+            print(f"with the merges settled ({waited:.1f}s after the last batch): {cpu * 1e6 / n:.1f} µs of the "
+                  f"process's CPU an event; rows merged per stored event {merged / n:.2f} (events and id tables)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _merged_rows(client: Client) -> int:
+    rows = client.query("SELECT value FROM system.events WHERE event = 'MergedRows'").result_rows
+    return int(rows[0][0]) if rows else 0
+
+
+def _settle(client: Client, quiet_seconds: int = 3, limit_seconds: float = 600.0) -> float:
+    """Seconds until no merge has run for ``quiet_seconds`` in a row (at most ``limit_seconds``)."""
+    began, quiet = time.perf_counter(), 0
+    while quiet < quiet_seconds and time.perf_counter() - began < limit_seconds:
+        time.sleep(1)
+        running = client.query("SELECT count() FROM system.merges").result_rows[0][0]
+        quiet = quiet + 1 if running == 0 else 0
+    return time.perf_counter() - began - quiet_seconds
 
 
 if __name__ == "__main__":
