@@ -129,3 +129,19 @@ def test_the_end_to_end_ingest_benchmark_stores_every_event_from_separate_produc
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("end to end, 2 producer processes"))
     assert "(3,000 in " in line
+
+
+@pytest.mark.clickhouse
+def test_the_store_benchmark_stores_every_batch_and_counts_the_merges_it_causes() -> None:
+    """``benchmarks.store --settle`` times each statement, then waits for the merges and counts them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.store", "--batches", "6", "--batch", "500", "--months", "1", "--settle"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("store alone:") and "(3,000 in " in line for line in lines), done.stdout
+    assert any("a batch  command: INSERT INTO bench.events" in line for line in lines), done.stdout
+    settled = next(line for line in lines if line.startswith("with the merges settled"))
+    merged = float(settled.rsplit("rows merged per stored event ", 1)[1].split()[0])
+    assert merged > 0, settled  # six one-month parts of each table are merged
